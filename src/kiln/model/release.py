@@ -1,0 +1,79 @@
+"""Releases: immutable, numbered per environment, pinned by digests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kiln.model.digest import canonical_digest
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    path: str = "/healthz"
+    interval: float = 1.0
+    timeout: float = 1.0
+    healthy_after: int = 2
+    start_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class StrategyConfig:
+    type: str = "blue-green"
+    retain_previous: float = 600.0
+    drain_timeout: float = 30.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServiceRelease:
+    """The fully resolved, pinned description of one service in one release.
+
+    Everything an instance is launched from, except secret values: only their
+    digests are kept, so a release can be stored and shown without leaking.
+    """
+
+    service: str
+    artifact: str
+    command: tuple[str, ...]
+    port: int
+    replicas: int
+    env: dict[str, str]
+    secrets: dict[str, str]
+    health: HealthCheck
+    volumes: dict[str, str]
+    strategy: StrategyConfig
+    route: str | None = None
+
+    def config_digest(self) -> str:
+        """Digest of everything but the artifact: env, secret versions, command, ..."""
+        from kiln.model.codec import to_json
+
+        data = to_json(self)
+        data.pop("artifact")
+        return canonical_digest(data)
+
+
+@dataclass(frozen=True)
+class Release:
+    app: str
+    env: str
+    number: int
+    services: dict[str, ServiceRelease]
+    config_digest: str
+    spec_digest: str
+    commit: str | None
+    dirty: bool
+    author: str
+    created_at: datetime
+    reason: str = "deploy"
+    provider: str = "local"
+
+    @property
+    def artifacts(self) -> dict[str, str]:
+        return {name: s.artifact for name, s in self.services.items()}
+
+
+def release_config_digest(services: dict[str, ServiceRelease]) -> str:
+    return canonical_digest({name: s.config_digest() for name, s in sorted(services.items())})

@@ -1,0 +1,67 @@
+"""Deployment steps: the typed plan a strategy returns and the engine executes.
+
+Every step is idempotent so that a controller killed halfway through one can
+simply run it again on resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Bring each fleet up to its replica count (launch only what is missing)."""
+
+    fleets: tuple[str, ...]
+    kind: Literal["launch"] = "launch"
+
+
+@dataclass(frozen=True)
+class WaitHealthy:
+    """Wait until every instance of the fleets passed its health check."""
+
+    fleets: tuple[str, ...]
+    kind: Literal["wait_healthy"] = "wait_healthy"
+
+
+@dataclass(frozen=True)
+class SetRoutes:
+    """Atomically set the weights of fleets per service route."""
+
+    weights: dict[str, dict[str, int]]  # service -> fleet -> weight
+    kind: Literal["set_routes"] = "set_routes"
+
+
+@dataclass(frozen=True)
+class Retain:
+    """Keep fleets warm, out of the route, for instant rollback; retired later."""
+
+    fleets: tuple[str, ...]
+    seconds: float
+    kind: Literal["retain"] = "retain"
+
+
+@dataclass(frozen=True)
+class Retire:
+    """Drain in-flight requests of fleets out of the route, then destroy them."""
+
+    fleets: tuple[str, ...]
+    kind: Literal["retire"] = "retire"
+
+
+@dataclass(frozen=True)
+class Destroy:
+    """Destroy fleets that never served (a failed launch): no draining needed."""
+
+    fleets: tuple[str, ...]
+    kind: Literal["destroy"] = "destroy"
+
+
+Step = Annotated[
+    Launch | WaitHealthy | SetRoutes | Retain | Retire | Destroy,
+    Field(discriminator="kind"),
+]

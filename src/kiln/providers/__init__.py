@@ -1,0 +1,1 @@
+"""Providers: where instances run. One module per backend behind ``base.Provider``."""

@@ -1,0 +1,84 @@
+"""The provider interface: launch, destroy, observe, changes — and no update.
+
+A provider never modifies a running instance; there is deliberately no
+operation for it. Core code asks ``capabilities``, never which provider it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from kiln.model import FileChange, Fleet, Instance, Secret, ServiceRelease
+
+# Capability names a provider may declare.
+READ_ONLY_ARTIFACT = "read-only-artifact"  # instances cannot write to their artifact
+FILE_CHANGES = "file-changes"  # changes() reports in-instance filesystem drift
+VOLUMES = "volumes"  # declared volumes persist across replacements
+LOGS = "logs"
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What every provider gets: where kiln keeps state, and which app it serves."""
+
+    state_dir: Path
+    app: str
+    options: Mapping[str, object]  # the environment's provider options from the spec
+
+
+@runtime_checkable
+class Provider(Protocol):
+    name: str
+    capabilities: frozenset[str]
+
+    def bake(self, service: str, build_dir: Path) -> str:
+        """Snapshot ``build_dir`` into an immutable artifact; return its digest.
+
+        The same content gives the same digest whatever the mtimes or file
+        order; baking existing content again is cheap and returns the same digest.
+        """
+        ...
+
+    def has_artifact(self, digest: str) -> bool: ...
+
+    def launch(
+        self,
+        fleet: Fleet,
+        spec: ServiceRelease,
+        secrets: Mapping[str, Secret],
+        count: int,
+    ) -> list[Instance]:
+        """Start ``count`` new instances of ``fleet`` from ``spec``'s artifact.
+
+        Returns once the instances exist (not once they are healthy). Each
+        instance carries kiln's labels (app, env, service, release, fleet,
+        instance) so ``observe`` finds it even if the caller dies right after.
+        """
+        ...
+
+    def destroy(self, instance: Instance, grace: float = 10.0) -> None:
+        """Stop and remove an instance (SIGTERM, then SIGKILL after ``grace``).
+
+        Idempotent: destroying an instance that is already gone is not an error.
+        """
+        ...
+
+    def observe(self, env: str) -> list[Instance]:
+        """Every instance carrying kiln's labels for this app and ``env``, alive or dead."""
+        ...
+
+    def changes(self, instance: Instance) -> list[FileChange]:
+        """Files added, changed or deleted inside the instance against its artifact."""
+        ...
+
+    def logs(self, env: str, service: str, *, follow: bool = False,
+             tail: int = 100) -> Iterator[str]:
+        """Log lines of the service's instances (newest instances last)."""
+        ...
+
+    def remove_volumes(self, env: str) -> None:
+        """Delete the persistent volumes of ``env`` (only on ``kiln down --volumes``)."""
+        ...
