@@ -12,6 +12,7 @@ ever catches a vendor exception::
     │   ├── TransientProviderError   retry_after seconds may help
     │   └── PermanentProviderError   retrying will not help
     ├── RouterError          the router is unreachable or refused a table
+    │   └── RouteTableConflict   the table changed since it was read (retry)
     ├── StoreError           the state database failed
     ├── HealthCheckFailed    an instance never became healthy
     ├── DeploymentFailed     a deployment ended failed; the old release serves
@@ -29,8 +30,9 @@ class KilnError(Exception):
 
 
 class SpecError(KilnError):
-    def __init__(self, message: str, *, file: str = "", line: int | None = None,
-                 field: str = "") -> None:
+    def __init__(
+        self, message: str, *, file: str = "", line: int | None = None, field: str = ""
+    ) -> None:
         self.file = file
         self.line = line
         self.field = field
@@ -60,6 +62,10 @@ class PermanentProviderError(ProviderError):
 
 
 class RouterError(KilnError):
+    pass
+
+
+class RouteTableConflict(RouterError):
     pass
 
 

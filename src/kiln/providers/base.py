@@ -74,8 +74,9 @@ class Provider(Protocol):
         """Files added, changed or deleted inside the instance against its artifact."""
         ...
 
-    def logs(self, env: str, service: str, *, follow: bool = False,
-             tail: int = 100) -> Iterator[str]:
+    def logs(
+        self, env: str, service: str, *, follow: bool = False, tail: int = 100
+    ) -> Iterator[str]:
         """Log lines of the service's instances (newest instances last)."""
         ...
 
