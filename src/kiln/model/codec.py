@@ -21,10 +21,12 @@ def _adapter(cls: Any) -> TypeAdapter[Any]:
 
 def to_json(obj: Any, cls: Any = None) -> Any:
     """Return JSON-safe data (dicts, lists, str, numbers) for a model object."""
-    return _adapter(cls if cls is not None else type(obj)).dump_python(obj, mode="json")
+    target: Any = cls if cls is not None else type(obj)
+    return _adapter(target).dump_python(obj, mode="json")
 
 
 def from_json(cls: type[T] | Any, data: Any) -> T:
     """Rebuild a model object (or a union such as ``Step``) from ``to_json`` output."""
-    result: T = _adapter(cls).validate_python(data)
+    target: Any = cls
+    result: T = _adapter(target).validate_python(data)
     return result

@@ -30,7 +30,10 @@ class WaitHealthy:
 
 @dataclass(frozen=True)
 class SetRoutes:
-    """Atomically set the weights of fleets per service route."""
+    """Make the environment's routes exactly these, in one atomic router apply.
+
+    A routed service missing from ``weights`` loses its route (service removed).
+    """
 
     weights: dict[str, dict[str, int]]  # service -> fleet -> weight
     kind: Literal["set_routes"] = "set_routes"

@@ -1,0 +1,302 @@
+"""``kiln``: parse options, make one call into the engine, render the answer.
+
+The one error boundary: a ``KilnError`` prints one line and exits 1; usage
+errors exit 2 (click); anything else is a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+
+from kiln import __version__
+from kiln.cli import render
+from kiln.cli.reporter import RichReporter
+from kiln.engine import deploy as engine
+from kiln.engine import queries
+from kiln.engine.context import Context, open_context
+from kiln.engine.down import down as engine_down
+from kiln.engine.releases import bake as bake_services
+from kiln.engine.scaffold import write_starter
+from kiln.errors import KilnError
+from kiln.model import to_json
+from kiln.spec import json_schema, load_spec
+
+app = typer.Typer(
+    help="kiln: immutable infrastructure. Bake, release, deploy by replacement.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+audit_app = typer.Typer(help="The append-only, hash-chained event log.", no_args_is_help=True)
+router_app = typer.Typer(
+    help="The builtin router (started on demand by kiln).", no_args_is_help=True
+)
+app.add_typer(audit_app, name="audit")
+app.add_typer(router_app, name="router")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+SpecOpt = Annotated[Path | None, typer.Option("--spec", "-f", help="path to kiln.yaml")]
+StateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--state", help="state directory (default: .kiln beside the spec, or $KILN_STATE)"
+    ),
+]
+EnvOpt = Annotated[str | None, typer.Option("--env", "-e", help="environment")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+@contextmanager
+def _context(spec: Path | None, state: Path | None, *, quiet: bool = False) -> Iterator[Context]:
+    reporter = RichReporter(err)
+    ctx = open_context(spec=spec, state=state, reporter=None if quiet else reporter)
+    try:
+        yield ctx
+    finally:
+        reporter.close()
+        ctx.close()
+
+
+@app.command()
+def init(directory: Annotated[Path, typer.Argument()] = Path(".")) -> None:
+    """Write a starter kiln.yaml and app into an empty directory."""
+    written = write_starter(directory)
+    for path in written:
+        out.print(f"wrote {path}")
+    out.print("next: API_TOKEN=dev kiln deploy")
+
+
+@app.command()
+def validate(spec: SpecOpt = None) -> None:
+    """Check kiln.yaml; errors print as FILE:LINE: field: message."""
+    from kiln.engine.context import find_spec
+
+    path = find_spec(spec)
+    loaded = load_spec(path)
+    out.print(
+        f"{path.name}: ok (app {loaded.app}, {len(loaded.services)} service(s), "
+        f"environments: {', '.join(loaded.environments)})"
+    )
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of kiln.yaml (for editors)."""
+    print(json.dumps(json_schema(), indent=2))
+
+
+@app.command()
+def bake(
+    service: Annotated[str | None, typer.Argument()] = None,
+    env: EnvOpt = None,
+    spec: SpecOpt = None,
+    state: StateOpt = None,
+) -> None:
+    """Snapshot services' build directories into content-addressed artifacts."""
+    with _context(spec, state, quiet=True) as ctx:
+        for name, digest in bake_services(ctx, ctx.spec.select_env(env), service).items():
+            out.print(f"{name} {digest}")
+
+
+@app.command()
+def plan(env: EnvOpt = None, spec: SpecOpt = None, state: StateOpt = None) -> None:
+    """Show what a deploy would do, without changing anything."""
+    with _context(spec, state, quiet=True) as ctx:
+        render.preview(out, queries.preview(ctx, ctx.spec.select_env(env)))
+
+
+@app.command()
+def deploy(
+    env: EnvOpt = None,
+    reason: Annotated[
+        str, typer.Option("--reason", "-m", help="why (recorded in the audit log)")
+    ] = "",
+    spec: SpecOpt = None,
+    state: StateOpt = None,
+) -> None:
+    """Bake, release and deploy by replacement (blue-green)."""
+    with _context(spec, state) as ctx:
+        result = engine.deploy(ctx, ctx.spec.select_env(env), reason=reason)
+        out.print(result.message)
+
+
+@app.command()
+def rollback(
+    env: EnvOpt = None,
+    to: Annotated[
+        int | None, typer.Option("--to", help="release number (default: the previous one)")
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason", "-m")] = "",
+    spec: SpecOpt = None,
+    state: StateOpt = None,
+) -> None:
+    """Deploy a new release pointing at an earlier release's artifact and config."""
+    with _context(spec, state) as ctx:
+        out.print(engine.rollback(ctx, ctx.spec.select_env(env), to=to, reason=reason).message)
+
+
+@app.command()
+def resume(env: EnvOpt = None, spec: SpecOpt = None, state: StateOpt = None) -> None:
+    """Finish or roll back a deployment whose kiln was killed."""
+    with _context(spec, state) as ctx:
+        dep = engine.resume(ctx, ctx.spec.select_env(env))
+        out.print(f"deployment {dep.id} {dep.status.value}" if dep else "nothing to resume")
+
+
+@app.command()
+def status(
+    env: EnvOpt = None, as_json: JsonOpt = False, spec: SpecOpt = None, state: StateOpt = None
+) -> None:
+    """What runs: current release, fleets, instances, deployment in progress."""
+    with _context(spec, state, quiet=as_json) as ctx:
+        name = ctx.spec.select_env(env)
+        engine.housekeeping(ctx, name)
+        st = queries.status(ctx, name)
+        if as_json:
+            print(json.dumps(st.to_json(), indent=2))
+        else:
+            render.status(out, st)
+
+
+@app.command()
+def history(
+    env: EnvOpt = None, as_json: JsonOpt = False, spec: SpecOpt = None, state: StateOpt = None
+) -> None:
+    """Every release of the environment, newest first, with its deployment's result."""
+    with _context(spec, state, quiet=True) as ctx:
+        entries = queries.history(ctx, ctx.spec.select_env(env))
+        if as_json:
+            print(
+                json.dumps(
+                    [
+                        {
+                            "release": to_json(e.release),
+                            "deployment": to_json(e.deployment) if e.deployment else None,
+                        }
+                        for e in entries
+                    ],
+                    indent=2,
+                )
+            )
+        else:
+            render.history(out, entries)
+
+
+@app.command()
+def logs(
+    service: str,
+    env: EnvOpt = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+    tail: Annotated[int, typer.Option("--tail", "-n")] = 100,
+    spec: SpecOpt = None,
+    state: StateOpt = None,
+) -> None:
+    """Print a service's instance logs (-f to follow)."""
+    with _context(spec, state, quiet=True) as ctx:
+        name = ctx.spec.select_env(env)
+        if service not in ctx.spec.services:
+            raise KilnError(
+                f"unknown service {service!r} (services: {', '.join(sorted(ctx.spec.services))})"
+            )
+        try:
+            for line in ctx.provider(name).logs(name, service, follow=follow, tail=tail):
+                print(line, flush=True)
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command()
+def down(
+    env: EnvOpt = None,
+    volumes: Annotated[bool, typer.Option("--volumes", help="also delete volumes")] = False,
+    spec: SpecOpt = None,
+    state: StateOpt = None,
+) -> None:
+    """Stop every instance of the environment; volumes are kept unless --volumes."""
+    with _context(spec, state) as ctx:
+        n = engine_down(ctx, ctx.spec.select_env(env), volumes=volumes)
+        out.print(f"stopped {n} instance(s)" + ("; volumes deleted" if volumes else ""))
+
+
+@audit_app.command("verify")
+def audit_verify(spec: SpecOpt = None, state: StateOpt = None) -> None:
+    """Check the event log's hash chain; exits 1 naming the first bad event."""
+    with _context(spec, state, quiet=True) as ctx:
+        out.print(f"audit log ok: {ctx.store.verify_events()} event(s), chain intact")
+
+
+@audit_app.command("log")
+def audit_log(
+    env: EnvOpt = None,
+    as_json: JsonOpt = False,
+    limit: Annotated[int, typer.Option("--limit", "-n")] = 50,
+    spec: SpecOpt = None,
+    state: StateOpt = None,
+) -> None:
+    """The latest events: who did what, when and why."""
+    with _context(spec, state, quiet=True) as ctx:
+        items = ctx.store.events(ctx.app, env)[-limit:]
+        if as_json:
+            print(json.dumps([to_json(e) for e in items], indent=2))
+        else:
+            render.events(out, items)
+
+
+@router_app.command("run")
+def router_run(state: Annotated[Path, typer.Option("--state", help="state directory")]) -> None:
+    """Run the router in the foreground (kiln starts it on demand)."""
+    from kiln.router.server import serve
+
+    serve(state.resolve())
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        print(f"kiln {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True)
+    ] = False,
+) -> None:
+    """kiln: immutable infrastructure. Every deploy is a replacement, never a modification."""
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except KilnError as e:
+        err.print("[red]error:[/] ", end="")
+        err.print(str(e), markup=False, soft_wrap=True)
+        sys.exit(1)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as e:
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        traceback.print_exc()
+        err.print(
+            "kiln hit a bug: please report it with the traceback above "
+            f"(kiln {__version__}, Python {sys.version.split()[0]}, pid {os.getpid()})"
+        )
+        sys.exit(70)

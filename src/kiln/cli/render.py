@@ -1,0 +1,107 @@
+"""Tables and one-line summaries for the terminal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.table import Table
+
+from kiln.engine.queries import DeployPreview, HistoryEntry, Status
+from kiln.model import Event
+
+
+def short(digest: str | None) -> str:
+    return digest.split(":", 1)[-1][:12] if digest else "-"
+
+
+def when(at: datetime | None) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if at else "-"
+
+
+def status(console: Console, st: Status) -> None:
+    head = f"[bold]{st.app}/{st.env}[/] on {st.provider}"
+    if st.current:
+        head += f" — release {st.current.number} serving"
+    else:
+        head += " — nothing deployed"
+    console.print(head)
+    if st.running:
+        console.print(
+            f"[yellow]deployment {st.running.id} in progress[/] (release "
+            f"{st.running.release}); `kiln resume` finishes it if its kiln died"
+        )
+    elif st.last:
+        console.print(
+            f"last deployment {st.last.id}: {st.last.status.value}"
+            + (f" — {st.last.reason}" if st.last.reason else "")
+        )
+    for service, listen in st.routes.items():
+        console.print(f"route {service}: http://{listen}")
+    table = Table("fleet", "state", "release", "artifact", "alive", "instances")
+    for view in st.fleets:
+        f = view.fleet
+        state = f.state.value
+        if f.retain_until:
+            state += f" until {f.retain_until:%H:%M:%S}"
+        table.add_row(
+            f.id,
+            state,
+            str(f.release),
+            short(f.artifact),
+            f"{view.alive}/{f.replicas}",
+            " ".join(i.address for i in view.instances if i.alive),
+        )
+    console.print(table)
+    if st.strays:
+        console.print(
+            f"[red]{len(st.strays)} instance(s) kiln did not launch in this "
+            f"environment:[/] " + ", ".join(i.id for i in st.strays)
+        )
+
+
+def history(console: Console, entries: list[HistoryEntry]) -> None:
+    table = Table(
+        "release", "created", "author", "artifacts", "config", "commit", "reason", "deployment"
+    )
+    for e in entries:
+        r, d = e.release, e.deployment
+        commit = (r.commit[:10] + ("+dirty" if r.dirty else "")) if r.commit else "-"
+        table.add_row(
+            str(r.number),
+            when(r.created_at),
+            r.author,
+            " ".join(f"{s}={short(a)}" for s, a in r.artifacts.items()),
+            short(r.config_digest),
+            commit,
+            r.reason,
+            f"{d.status.value}" + (f": {d.reason}" if d and d.reason else "") if d else "-",
+        )
+    console.print(table)
+
+
+def preview(console: Console, p: DeployPreview) -> None:
+    cur = f"release {p.current.number}" if p.current else "nothing"
+    console.print(f"[bold]plan[/]: {cur} -> new release")
+    for c in p.plan.changes:
+        line = f"  {c.service}: {c.action}"
+        if c.action == "launch":
+            line += f" {c.launch} instance(s) as {c.target}"
+        elif c.action == "reuse":
+            line += f" warm fleet {c.target}"
+        if c.retire:
+            line += f", {c.retire} instance(s) of {c.current} leave the route"
+        console.print(line)
+        for item in c.diff.summary() if c.diff else []:
+            console.print(f"      {item}")
+    if not p.plan.changed:
+        console.print("nothing to do: the current release already serves this")
+    for n, step in enumerate(p.steps, 1):
+        console.print(f"  step {n}: {step}")
+
+
+def events(console: Console, items: list[Event]) -> None:
+    table = Table("seq", "at", "actor", "action", "env", "reason")
+    for e in items:
+        table.add_row(str(e.seq), when(e.at), e.actor, e.action, e.env, e.reason)
+    console.print(table)

@@ -1,0 +1,249 @@
+"""Deployments end to end: create the release, plan, then run the strategy durably.
+
+The loop is: ask the strategy for the next step, record it as started, run
+it, record how it ended. A killed ``kiln`` leaves a running deployment whose
+log says exactly where it stopped; ``resume_interrupted`` picks it up there.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from kiln.engine.context import Context
+from kiln.engine.executor import execute, retire_fleets
+from kiln.engine.lock import EnvLock
+from kiln.engine.releases import build_release, rollback_release, same_content
+from kiln.errors import DeploymentFailed, KilnError, NotFound
+from kiln.model import Deployment, DeploymentStatus, Fleet, FleetState, Release, StepStatus
+from kiln.planner import ReleasePlan, plan_release
+from kiln.strategies import Finish, Plan, decide
+
+
+@dataclass(frozen=True)
+class Outcome:
+    release: Release | None  # None when nothing changed
+    deployment: Deployment | None
+    message: str
+
+
+def deploy(ctx: Context, env: str, *, reason: str = "") -> Outcome:
+    with EnvLock(ctx, env, "deploy"):
+        resume_interrupted(ctx, env)
+        retire_expired(ctx, env)
+        release = build_release(ctx, env, reason=reason or "deploy")
+        return deploy_release(ctx, env, release)
+
+
+def rollback(ctx: Context, env: str, *, to: int | None = None, reason: str = "") -> Outcome:
+    with EnvLock(ctx, env, "rollback"):
+        resume_interrupted(ctx, env)
+        retire_expired(ctx, env)
+        target = ctx.store.get_release(ctx.app, env, to if to is not None else _previous(ctx, env))
+        return deploy_release(ctx, env, rollback_release(ctx, target), reason=reason)
+
+
+def resume(ctx: Context, env: str) -> Deployment | None:
+    """Finish (or roll back) a deployment that a killed kiln left running."""
+    with EnvLock(ctx, env, "resume"):
+        dep = resume_interrupted(ctx, env)
+        retire_expired(ctx, env)
+        return dep
+
+
+def _previous(ctx: Context, env: str) -> int:
+    """The release that served before the current one."""
+    current = ctx.store.current_release(ctx.app, env)
+    for dep in ctx.store.list_deployments(ctx.app, env, limit=1000):
+        if dep.status is DeploymentStatus.SUCCEEDED and dep.release == current:
+            if dep.from_release is None:
+                break
+            return dep.from_release
+    raise NotFound(
+        f"no release before {current} to roll back to in {ctx.app}/{env}"
+        if current
+        else f"nothing deployed in {ctx.app}/{env} yet"
+    )
+
+
+def compute_plan(ctx: Context, env: str, release: Release) -> tuple[ReleasePlan, Release | None]:
+    """What deploying ``release`` would do, against what serves now (read-only)."""
+    store, app = ctx.store, ctx.app
+    current_no = store.current_release(app, env)
+    current = store.get_release(app, env, current_no) if current_no else None
+    fleets = store.fleets(app, env, states=[FleetState.ACTIVE, FleetState.RETAINED])
+    alive = Counter(i.fleet for i in ctx.provider(env).observe(env) if i.alive)
+    number = (store.latest_release(app, env) or release).number + 1
+    plan = plan_release(
+        new_fleet_ids={s: Fleet.make_id(app, env, s, number) for s in release.services},
+        new=release.services,
+        current=current.services if current else {},
+        active={f.service: f for f in fleets if f.state is FleetState.ACTIVE},
+        warm=fleets,
+        alive=alive,
+    )
+    return plan, current
+
+
+def deploy_release(ctx: Context, env: str, release: Release, *, reason: str = "") -> Outcome:
+    store, app = ctx.store, ctx.app
+    plan, current = compute_plan(ctx, env, release)
+    if current is not None and same_content(current, release) and not plan.changed:
+        return Outcome(None, None, f"release {current.number} already serves this; nothing to do")
+    stored = store.create_release(release)
+    ctx.event(
+        "release.created",
+        env,
+        release.reason,
+        release=stored.number,
+        artifacts=stored.artifacts,
+        config_digest=stored.config_digest,
+        commit=stored.commit,
+        dirty=stored.dirty,
+    )
+    now = datetime.now(UTC)
+    for change in plan.changes:
+        if change.action == "launch" and change.target is not None:
+            svc = stored.services[change.service]
+            store.add_fleet(
+                Fleet(
+                    id=change.target,
+                    app=app,
+                    env=env,
+                    service=change.service,
+                    release=stored.number,
+                    artifact=svc.artifact,
+                    config_digest=svc.config_digest(),
+                    replicas=svc.replicas,
+                    state=FleetState.LAUNCHING,
+                    created_at=now,
+                )
+            )
+    dep = store.create_deployment(
+        app,
+        env,
+        stored.number,
+        current.number if current else None,
+        _strategy_of(stored),
+        fleets=plan.new,
+        previous=plan.previous,
+    )
+    ctx.event(
+        "deploy.started",
+        env,
+        reason or release.reason,
+        deployment=dep.id,
+        release=stored.number,
+        from_release=dep.from_release,
+        strategy=dep.strategy,
+        plan={c.service: c.action for c in plan.changes},
+    )
+    done = run(ctx, dep)
+    return Outcome(stored, done, f"release {stored.number} serves {app}/{env}")
+
+
+def _strategy_of(release: Release) -> str:
+    kinds = {s.strategy.type for s in release.services.values()}
+    return kinds.pop() if len(kinds) == 1 else "blue-green"
+
+
+def plan_of(ctx: Context, dep: Deployment) -> Plan:
+    release = ctx.store.get_release(dep.app, dep.env, dep.release)
+    return Plan(
+        strategy=dep.strategy,
+        new=dep.fleets,
+        previous=dep.previous,
+        routed=frozenset(s for s, svc in release.services.items() if svc.route),
+        retain_seconds={s: svc.strategy.retain_previous for s, svc in release.services.items()},
+    )
+
+
+def run(ctx: Context, dep: Deployment) -> Deployment:
+    """Drive ``dep`` to its end; raises DeploymentFailed if it ends failed."""
+    plan = plan_of(ctx, dep)
+    while True:
+        dep = ctx.store.get_deployment(dep.id)
+        decision = decide(plan, dep.steps)
+        if isinstance(decision, Finish):
+            return _finish(ctx, dep, decision)
+        last = dep.steps[-1] if dep.steps else None
+        if last is not None and last.status is StepStatus.STARTED:
+            record = last  # interrupted: the step runs again under the same record
+            ctx.reporter.info(f"resuming step {record.seq} ({record.step.kind})")
+        else:
+            record = ctx.store.begin_step(dep.id, decision)
+        ctx.reporter.step_started(record)
+        _failpoint(ctx, f"before:{decision.kind}")
+        try:
+            detail = execute(ctx, dep, decision)
+            status = StepStatus.OK
+        except KilnError as e:
+            detail, status = str(e), StepStatus.FAILED
+        _failpoint(ctx, f"after:{decision.kind}")
+        ctx.reporter.step_finished(ctx.store.finish_step(dep.id, record.seq, status, detail))
+
+
+def _failpoint(ctx: Context, where: str) -> None:
+    """``KILN_FAILPOINT=before:set_routes`` kills this process there, as ``kill -9`` would.
+
+    Lets the crash-recovery tests stop a deploy at an exact point instead of racing it.
+    """
+    if ctx.environ.get("KILN_FAILPOINT") == where:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _finish(ctx: Context, dep: Deployment, end: Finish) -> Deployment:
+    store = ctx.store
+    done = store.finish_deployment(dep.id, end.status, end.reason)
+    if end.status is DeploymentStatus.SUCCEEDED:
+        store.set_current_release(dep.app, dep.env, dep.release)
+        ctx.event("deploy.succeeded", dep.env, end.reason, deployment=dep.id, release=dep.release)
+        return done
+    ctx.event("deploy.failed", dep.env, end.reason, deployment=dep.id, release=dep.release)
+    serving = store.current_release(dep.app, dep.env)
+    tail = f"; release {serving} still serves" if serving else ""
+    raise DeploymentFailed(
+        f"deployment {dep.id} (release {dep.release}) failed: {end.reason}{tail}"
+    )
+
+
+def resume_interrupted(ctx: Context, env: str) -> Deployment | None:
+    """Call with the env lock held: the running deployment, if any, lost its driver."""
+    dep = ctx.store.running_deployment(ctx.app, env)
+    if dep is None:
+        return None
+    ctx.reporter.info(f"resuming interrupted deployment {dep.id} (release {dep.release})")
+    ctx.event("deploy.resumed", env, "previous driver is gone", deployment=dep.id)
+    return run(ctx, dep)
+
+
+def retire_expired(ctx: Context, env: str) -> list[str]:
+    """Retire retained fleets whose warm window ended. Call with the env lock held."""
+    now = datetime.now(UTC)
+    due = tuple(
+        f.id
+        for f in ctx.store.fleets(ctx.app, env, states=[FleetState.RETAINED])
+        if f.retain_until is not None and f.retain_until <= now
+    )
+    if due:
+        retire_fleets(ctx, env, due)
+        ctx.event("fleet.retired", env, "retain_previous window ended", fleets=list(due))
+    return list(due)
+
+
+def housekeeping(ctx: Context, env: str) -> None:
+    """What any kiln command does in passing when nobody else holds the lock."""
+    lock = EnvLock(ctx, env, "housekeeping")
+    if not lock.try_acquire():
+        return
+    try:
+        try:
+            resume_interrupted(ctx, env)
+        except DeploymentFailed as e:
+            ctx.reporter.info(str(e))
+        retire_expired(ctx, env)
+    finally:
+        lock.release()

@@ -1,0 +1,125 @@
+"""Executing one deployment step against the provider, router and store.
+
+Every executor is idempotent: a deployment resumed after a crash runs the
+interrupted step again, and it must converge rather than double anything.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from kiln.engine.context import Context
+from kiln.engine.health import Gate, wait_healthy
+from kiln.engine.routes import apply_env_routes, env_routes
+from kiln.engine.secrets import secrets_for_launch
+from kiln.errors import KilnError
+from kiln.model import Deployment, Fleet, FleetState, Instance, ServiceRelease
+from kiln.model.steps import Destroy, Launch, Retain, Retire, SetRoutes, Step, WaitHealthy
+
+
+def service_of(ctx: Context, fleet: Fleet) -> ServiceRelease:
+    release = ctx.store.get_release(fleet.app, fleet.env, fleet.release)
+    return release.services[fleet.service]
+
+
+def execute(ctx: Context, dep: Deployment, step: Step) -> str:
+    """Run ``step``; return a short detail for the step log, raise KilnError on failure."""
+    env = dep.env
+    if isinstance(step, Launch):
+        return _launch(ctx, env, step.fleets)
+    if isinstance(step, WaitHealthy):
+        return _wait_healthy(ctx, env, step.fleets)
+    if isinstance(step, SetRoutes):
+        return _set_routes(ctx, env, step.weights)
+    if isinstance(step, Retain):
+        until = datetime.now(UTC) + timedelta(seconds=step.seconds)
+        for fleet in step.fleets:
+            ctx.store.set_fleet_state(fleet, FleetState.RETAINED, retain_until=until)
+        return f"warm until {until:%H:%M:%S} UTC"
+    if isinstance(step, Retire):
+        return retire_fleets(ctx, env, step.fleets)
+    if isinstance(step, Destroy):
+        return destroy_fleets(ctx, env, step.fleets, FleetState.FAILED)
+    raise KilnError(f"unknown step {step!r}")
+
+
+def _launch(ctx: Context, env: str, fleets: tuple[str, ...]) -> str:
+    provider = ctx.provider(env)
+    observed = provider.observe(env)
+    started = 0
+    for fleet_id in fleets:
+        fleet = ctx.store.get_fleet(fleet_id)
+        mine = [i for i in observed if i.fleet == fleet_id]
+        for dead in (i for i in mine if not i.alive):
+            provider.destroy(dead, grace=0)
+        missing = fleet.replicas - sum(1 for i in mine if i.alive)
+        if missing <= 0:
+            continue
+        service = service_of(ctx, fleet)
+        secrets = secrets_for_launch(service.secrets, ctx.environ, fleet.release)
+        ctx.reporter.progress(f"launching {missing} instance(s) of {fleet_id}")
+        provider.launch(fleet, service, secrets, missing)
+        started += missing
+    return f"{started} instance(s) started"
+
+
+def _wait_healthy(ctx: Context, env: str, fleets: tuple[str, ...]) -> str:
+    provider = ctx.provider(env)
+    gates = []
+    for fleet_id in fleets:
+        fleet = ctx.store.get_fleet(fleet_id)
+        check = service_of(ctx, fleet).health
+        # A warm fleet already passed its gate once: one good answer each is enough.
+        warm = fleet.state in (FleetState.RETAINED, FleetState.ACTIVE)
+        gates.append(Gate(fleet_id, fleet.replicas, check, 1 if warm else check.healthy_after))
+
+    def last_logs(inst: Instance) -> str:
+        lines = list(provider.logs(env, inst.service, tail=5))
+        mine = [ln for ln in lines if ln.startswith(inst.id)][-3:]
+        return (": " + " | ".join(mine)) if mine else ""
+
+    wait_healthy(
+        gates, lambda: provider.observe(env), on_progress=ctx.reporter.progress, last_logs=last_logs
+    )
+    return "all instances healthy"
+
+
+def _set_routes(ctx: Context, env: str, weights: dict[str, dict[str, int]]) -> str:
+    listen: dict[str, str] = {}
+    for fleets in weights.values():
+        for fleet_id in fleets:
+            fleet = ctx.store.get_fleet(fleet_id)
+            route = service_of(ctx, fleet).route
+            if route is not None:
+                listen[fleet.service] = route
+    instances = ctx.provider(env).observe(env)
+    routes = env_routes(ctx, env, weights, listen, instances)
+    table = apply_env_routes(ctx, env, routes)
+    for fleets in weights.values():
+        for fleet_id, weight in fleets.items():
+            if weight > 0:
+                ctx.store.set_fleet_state(fleet_id, FleetState.ACTIVE)
+    return f"route table version {table.version}"
+
+
+def retire_fleets(ctx: Context, env: str, fleets: tuple[str, ...]) -> str:
+    """Drain (the fleets are already out of the route), then destroy."""
+    instances = [i for i in ctx.provider(env).observe(env) if i.fleet in fleets]
+    if instances:
+        timeout = max(
+            service_of(ctx, ctx.store.get_fleet(f)).strategy.drain_timeout for f in fleets
+        )
+        ctx.reporter.progress(f"draining {', '.join(fleets)}")
+        if not ctx.router().wait_drained([i.address for i in instances], timeout):
+            ctx.reporter.info(f"drain timeout ({timeout:g}s) reached; stopping anyway")
+    return destroy_fleets(ctx, env, fleets, FleetState.RETIRED)
+
+
+def destroy_fleets(ctx: Context, env: str, fleets: tuple[str, ...], state: FleetState) -> str:
+    provider = ctx.provider(env)
+    doomed = [i for i in provider.observe(env) if i.fleet in fleets]
+    for inst in doomed:
+        provider.destroy(inst)
+    for fleet in fleets:
+        ctx.store.set_fleet_state(fleet, state)
+    return f"{len(doomed)} instance(s) stopped"

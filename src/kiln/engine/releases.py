@@ -1,0 +1,86 @@
+"""Turning the spec into an immutable, pinned release: bake, resolve, digest."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from kiln.engine.context import Context
+from kiln.engine.secrets import resolve_secrets
+from kiln.model import HealthCheck, Release, ServiceRelease, StrategyConfig
+from kiln.model.release import release_config_digest
+from kiln.spec.source import source_info
+
+
+def build_release(ctx: Context, env: str, *, reason: str = "deploy") -> Release:
+    """Bake every service and pin the result; the release is not stored yet (number 0)."""
+    provider = ctx.provider(env)
+    env_spec = ctx.spec.environments[env]
+    services: dict[str, ServiceRelease] = {}
+    for name in sorted(ctx.spec.services):
+        svc = ctx.spec.service(env, name)
+        secrets = resolve_secrets(svc.secrets, ctx.environ)
+        ctx.reporter.progress(f"baking {name} from {svc.build}")
+        artifact = provider.bake(name, (ctx.spec_dir / svc.build).resolve())
+        services[name] = ServiceRelease(
+            service=name,
+            artifact=artifact,
+            command=tuple(svc.command),
+            port=svc.port,
+            replicas=svc.replicas,
+            env=dict(svc.env),
+            secrets={n: s.digest for n, s in secrets.items()},
+            health=HealthCheck(**svc.health.model_dump()),
+            volumes=dict(svc.volumes),
+            strategy=StrategyConfig(
+                type=svc.strategy.type,
+                retain_previous=svc.strategy.retain_previous,
+                drain_timeout=svc.strategy.drain_timeout,
+            ),
+            route=env_spec.routes.get(name),
+        )
+    source = source_info(ctx.spec_dir)
+    return Release(
+        app=ctx.app,
+        env=env,
+        number=0,
+        services=services,
+        config_digest=release_config_digest(services),
+        spec_digest=ctx.spec.digest(),
+        commit=source.commit,
+        dirty=source.dirty,
+        author=ctx.actor,
+        created_at=datetime.now(UTC),
+        reason=reason,
+        provider=env_spec.provider,
+    )
+
+
+def rollback_release(ctx: Context, target: Release) -> Release:
+    """A new release pointing at ``target``'s artifacts and config: releases are never edited."""
+    return replace(
+        target,
+        number=0,
+        author=ctx.actor,
+        created_at=datetime.now(UTC),
+        reason=f"rollback to release {target.number}",
+    )
+
+
+def same_content(a: Release, b: Release) -> bool:
+    return a.artifacts == b.artifacts and a.config_digest == b.config_digest
+
+
+def bake(ctx: Context, env: str, service: str | None = None) -> dict[str, str]:
+    """Bake one service (or all) without releasing: returns service -> artifact digest."""
+    from kiln.errors import NotFound
+
+    names = sorted(ctx.spec.services) if service is None else [service]
+    if service is not None and service not in ctx.spec.services:
+        known = ", ".join(sorted(ctx.spec.services))
+        raise NotFound(f"unknown service {service!r} (services: {known})")
+    provider = ctx.provider(env)
+    return {
+        n: provider.bake(n, (ctx.spec_dir / ctx.spec.service(env, n).build).resolve())
+        for n in names
+    }

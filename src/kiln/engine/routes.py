@@ -1,0 +1,57 @@
+"""Building an environment's routes from fleets and applying them to the router."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from kiln.engine.context import Context
+from kiln.errors import RouterError, RouteTableConflict
+from kiln.model import FleetRoute, Instance, Route, RouteTable
+
+
+def route_name(app: str, env: str, service: str) -> str:
+    return f"{app}/{env}/{service}"
+
+
+def env_routes(
+    ctx: Context,
+    env: str,
+    weights: Mapping[str, Mapping[str, int]],
+    listen: Mapping[str, str],
+    instances: list[Instance],
+) -> tuple[Route, ...]:
+    """Routes for ``env``: each service's fleets with their live instances as backends."""
+    routes = []
+    for service, fleets in sorted(weights.items()):
+        if service not in listen:
+            continue
+        routes.append(
+            Route(
+                name=route_name(ctx.app, env, service),
+                listen=listen[service],
+                fleets=tuple(
+                    FleetRoute(
+                        fleet=f,
+                        weight=w,
+                        backends=tuple(
+                            sorted(i.address for i in instances if i.fleet == f and i.alive)
+                        ),
+                    )
+                    for f, w in sorted(fleets.items())
+                ),
+            )
+        )
+    return tuple(routes)
+
+
+def apply_env_routes(ctx: Context, env: str, routes: tuple[Route, ...]) -> RouteTable:
+    """Replace ``env``'s routes in the router's table, atomically, leaving others alone."""
+    router = ctx.router()
+    prefix = route_name(ctx.app, env, "")
+    for _ in range(10):
+        table = router.table()
+        try:
+            return router.apply(table.replace(routes, prefix=prefix))
+        except RouteTableConflict:
+            continue  # another environment applied in between: read again
+    raise RouterError("route table kept changing under us; try again")

@@ -1,0 +1,214 @@
+"""Local artifacts: content-addressed, read-only snapshots of a build directory.
+
+An artifact is ``artifacts/<hex>/`` under the state directory, where
+``sha256:<hex>`` is the digest of a canonical listing of its regular files and
+symlinks (relative path, type, executable bit, content sha256 or link target),
+sorted by path. Mtimes, ownership, the order files were written in and empty
+directories do not count, so the same content always gives the same digest.
+``artifacts/<hex>.json`` (path -> entry) is the manifest ``changes()`` compares
+a running instance's tree against.
+
+This module must never modify an artifact once it is renamed into place: equal
+digests have to mean equal bytes, and older releases keep running from these
+trees. It never follows a symlink out of the tree it copies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import stat
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from kiln.errors import NotFound, PermanentProviderError
+from kiln.model import FileChange, canonical_digest
+from kiln.providers.local.fsutil import atomic_write_json, force_rmtree, translate
+
+# Never part of an artifact: kiln's own state, bytecode caches, version control.
+SKIP_DIRS = frozenset({".kiln", "__pycache__", ".git"})
+
+_DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
+_CHUNK = 1 << 20
+
+Entry = dict[str, Any]  # {"type": "file", "exec": bool, "sha256": hex} | {"type": "symlink", ...}
+Manifest = dict[str, Entry]
+
+
+def digest_hex(digest: str) -> str:
+    """The hex part of a ``sha256:<hex>`` digest (also the artifact's directory name)."""
+    m = _DIGEST.match(digest)
+    if m is None:
+        raise NotFound(f"not a local artifact digest: {digest!r}")
+    return m.group(1)
+
+
+def manifest_digest(manifest: Manifest) -> str:
+    return canonical_digest([[path, manifest[path]] for path in sorted(manifest)])
+
+
+def has_artifact(artifacts_dir: Path, digest: str) -> bool:
+    try:
+        hexd = digest_hex(digest)
+    except NotFound:
+        return False
+    return (artifacts_dir / hexd).is_dir() and (artifacts_dir / f"{hexd}.json").is_file()
+
+
+def load_manifest(artifacts_dir: Path, digest: str) -> Manifest:
+    path = artifacts_dir / f"{digest_hex(digest)}.json"
+    try:
+        data: Manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise NotFound(f"artifact {digest} has no manifest at {path}") from exc
+    except OSError as exc:
+        raise translate(exc, "cannot read artifact manifest") from exc
+    return data
+
+
+def _walk(root: Path, skip: Callable[[str, str], bool]) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """(relative path, entry) of every regular file and symlink under ``root``."""
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        with os.scandir(root / rel if rel else root) as it:
+            for e in it:
+                path = f"{rel}/{e.name}" if rel else e.name
+                if e.is_symlink() or e.is_file(follow_symlinks=False):
+                    yield path, e
+                elif e.is_dir(follow_symlinks=False) and not skip(path, e.name):
+                    stack.append(path)
+                # Sockets, fifos and devices are not content: they are left out.
+
+
+def _check_name(path: str, what: str = "file name") -> None:
+    # Digests are computed over UTF-8 JSON; a name that is not UTF-8 has no
+    # canonical encoding, so refuse it rather than guess one.
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PermanentProviderError(f"{what} is not valid UTF-8: {path!r}") from exc
+
+
+def _file_entry(sha256: str, mode: int) -> Entry:
+    return {"type": "file", "exec": bool(mode & stat.S_IXUSR), "sha256": sha256}
+
+
+def _link_entry(target: str) -> Entry:
+    return {"type": "symlink", "target": target}
+
+
+def scan(root: Path, skip: Callable[[str, str], bool] = lambda p, n: False) -> Manifest:
+    """The manifest of a tree as it is now (used for ``changes()``)."""
+    manifest: Manifest = {}
+    for path, e in _walk(root, skip):
+        if e.is_symlink():
+            manifest[path] = _link_entry(os.readlink(e.path))
+            continue
+        h = hashlib.sha256()
+        with open(e.path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+            mode = os.fstat(f.fileno()).st_mode
+        manifest[path] = _file_entry(h.hexdigest(), mode)
+    return manifest
+
+
+def diff(manifest: Manifest, current: Manifest) -> list[FileChange]:
+    """Files added, changed (content, type, exec bit, link target) or deleted."""
+    changes = [FileChange(p, "added") for p in current.keys() - manifest.keys()]
+    changes += [FileChange(p, "deleted") for p in manifest.keys() - current.keys()]
+    changes += [
+        FileChange(p, "changed")
+        for p in manifest.keys() & current.keys()
+        if manifest[p] != current[p]
+    ]
+    return sorted(changes, key=lambda c: c.path)
+
+
+def _copy(src: Path, tmp: Path, skip: Callable[[str, str], bool]) -> Manifest:
+    """Copy the tree into ``tmp`` and hash what was copied, in one pass.
+
+    Hashing the bytes as they are written (rather than the source beforehand)
+    means the digest describes the snapshot even if the build dir changes
+    while we copy.
+    """
+    manifest: Manifest = {}
+    for path, e in _walk(src, skip):
+        _check_name(path)
+        target = tmp / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if e.is_symlink():
+            link = os.readlink(e.path)
+            _check_name(link, "symlink target")
+            os.symlink(link, target)
+            manifest[path] = _link_entry(link)
+            continue
+        h = hashlib.sha256()
+        with open(e.path, "rb") as fin:
+            mode = os.fstat(fin.fileno()).st_mode
+            with open(target, "wb") as fout:
+                while chunk := fin.read(_CHUNK):
+                    h.update(chunk)
+                    fout.write(chunk)
+        manifest[path] = _file_entry(h.hexdigest(), mode)
+    return manifest
+
+
+def _make_read_only(root: Path, manifest: Manifest) -> None:
+    # A second line of defence behind the read-only mount: without the mount
+    # namespace, file modes are what stops an instance writing its artifact.
+    for path, entry in manifest.items():
+        if entry["type"] == "file":
+            os.chmod(root / path, 0o555 if entry["exec"] else 0o444)
+    for dirpath, _, _ in os.walk(root):
+        os.chmod(dirpath, 0o555)
+
+
+def snapshot(build_dir: Path, artifacts_dir: Path, exclude: Path | None = None) -> str:
+    """Snapshot ``build_dir`` into ``artifacts_dir/<hex>/``; return ``sha256:<hex>``.
+
+    ``exclude`` (the state directory, if it lies inside the build dir) is left out.
+    """
+    if not build_dir.is_dir():
+        raise PermanentProviderError(f"build directory {build_dir} does not exist or is not a dir")
+    src = build_dir.resolve()
+    excluded = exclude.resolve() if exclude is not None else None
+
+    def skip(path: str, name: str) -> bool:
+        return name in SKIP_DIRS or (excluded is not None and src / path == excluded)
+
+    try:
+        artifacts_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".bake-", dir=artifacts_dir))
+    except OSError as exc:
+        raise translate(exc, "cannot create the artifact store") from exc
+    try:
+        manifest = _copy(src, tmp, skip)
+        digest = manifest_digest(manifest)
+        hexd = digest_hex(digest)
+        final = artifacts_dir / hexd
+        # Manifest first: a dir without a manifest is not an artifact yet, and
+        # the manifest is a pure function of the digest, so rewriting it is harmless.
+        atomic_write_json(artifacts_dir / f"{hexd}.json", manifest)
+        if final.is_dir():
+            return digest  # same content, same artifact: the temp copy is discarded
+        _make_read_only(tmp, manifest)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if final.is_dir():  # a concurrent bake of the same content won the race
+                return digest
+            raise
+        return digest
+    except OSError as exc:
+        raise translate(exc, f"cannot snapshot {build_dir}") from exc
+    finally:
+        # A leftover .bake-* dir wastes space but is never mistaken for an artifact.
+        with contextlib.suppress(OSError):
+            force_rmtree(tmp)

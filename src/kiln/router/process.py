@@ -1,0 +1,112 @@
+"""Starting and stopping the router process of a state directory on demand.
+
+``ensure_router`` starts at most one router per state directory, even when
+several kiln commands call it at once (an fcntl lock serialises the start; the
+router holds a lock on ``router.pid`` while it lives). This module must never
+signal a process unless that lock proves it is the live router.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from kiln.errors import RouterError
+from kiln.router.client import RouterClient
+from kiln.router.paths import RouterPaths
+
+START_TIMEOUT = 10.0
+
+
+def ensure_router(state_dir: Path) -> RouterClient:
+    """A client of the running router, starting it detached if it does not answer."""
+    paths = RouterPaths.of(state_dir)
+    paths.dir.mkdir(parents=True, exist_ok=True)
+    client = RouterClient(state_dir)
+    if client.ping():
+        return client
+    with _locked(paths.start_lock):
+        proc = None if _running_pid(paths) else _spawn(state_dir, paths)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if client.ping():
+                return client
+            if proc is not None and proc.poll() is not None:
+                break
+            time.sleep(0.02)
+    client.close()
+    raise RouterError(
+        f"the router for {state_dir} did not start; last lines of {paths.log}:\n" + _tail(paths.log)
+    )
+
+
+def stop_router(state_dir: Path, timeout: float = 10) -> bool:
+    """SIGTERM the router of ``state_dir`` and wait for it to exit; True if it was running."""
+    paths = RouterPaths.of(state_dir)
+    pid = _running_pid(paths)
+    if pid is None:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _running_pid(paths) is not None:
+        if time.monotonic() >= deadline:
+            raise RouterError(f"router {pid} did not stop within {timeout} s")
+        time.sleep(0.02)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it when this process started it
+    return True
+
+
+def _running_pid(paths: RouterPaths) -> int | None:
+    """The pid of the live router: only while it holds the lock on its pid file."""
+    try:
+        fd = os.open(paths.pid, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.read(fd, 64).decode().strip()
+            # A router that just took the lock may not have written its pid yet.
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _spawn(state_dir: Path, paths: RouterPaths) -> subprocess.Popen[bytes]:
+    with open(paths.log, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "kiln.router", "run", "--state", str(state_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # outlives the kiln command and its terminal
+        )
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

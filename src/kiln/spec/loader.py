@@ -1,0 +1,110 @@
+"""Load ``kiln.yaml`` with line numbers, so every error names file, line and field."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from kiln.errors import SpecError
+from kiln.spec.schema import Spec
+
+
+def load_spec(path: Path) -> Spec:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SpecError(f"cannot read spec: {e.strerror}", file=str(path)) from e
+    return parse_spec(text, filename=str(path))
+
+
+def parse_spec(text: str, *, filename: str = "kiln.yaml") -> Spec:
+    yaml = YAML(typ="rt")
+    try:
+        tree = yaml.load(io.StringIO(text))
+    except MarkedYAMLError as e:
+        line = e.problem_mark.line + 1 if e.problem_mark else None
+        raise SpecError(f"invalid YAML: {e.problem}", file=filename, line=line) from e
+    if not isinstance(tree, CommentedMap):
+        raise SpecError("must be a mapping with app, services, environments", file=filename, line=1)
+    try:
+        spec = Spec.model_validate(_plain(tree))
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = tuple(first["loc"])
+        raise SpecError(
+            _message(first), file=filename, line=_line(tree, loc), field=_dotted(loc)
+        ) from e
+    _check_references(spec, tree, filename)
+    return spec
+
+
+def _check_references(spec: Spec, tree: CommentedMap, filename: str) -> None:
+    for env_name, env in spec.environments.items():
+        for kind, names in (("routes", env.routes), ("services", env.services)):
+            for service in names:
+                if service not in spec.services:
+                    loc = ("environments", env_name, kind, service)
+                    known = ", ".join(sorted(spec.services))
+                    raise SpecError(
+                        f"unknown service {service!r} (services: {known})",
+                        file=filename,
+                        line=_line(tree, loc),
+                        field=_dotted(loc),
+                    )
+
+
+def _plain(node: Any) -> Any:
+    if isinstance(node, CommentedMap):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, CommentedSeq):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _line(tree: CommentedMap, loc: Sequence[int | str]) -> int:
+    """The line of the deepest node of ``loc`` that exists in the YAML tree (1-based)."""
+    line = 0
+    node: Any = tree
+    for key in loc:
+        if isinstance(node, CommentedMap) and key in node:
+            line = node.lc.key(key)[0]
+        elif isinstance(node, CommentedSeq) and isinstance(key, int) and key < len(node):
+            line = node.lc.item(key)[0]
+        else:
+            break
+        node = node[key]
+    return line + 1
+
+
+def _dotted(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not out:
+            out = str(part)
+        else:
+            out += f".{part}"
+    return out
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    msg = str(error["msg"])
+    # pydantic prefixes custom errors; the user needs only the sentence.
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    if kind == "string_pattern_mismatch":
+        return f"{msg} (got {error['input']!r})"
+    return msg

@@ -1,0 +1,40 @@
+"""What every strategy sees and returns, and dispatch by strategy type."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from kiln.model import DeploymentStatus, StepRecord
+from kiln.model.steps import Step
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The fixed inputs of one deployment (the log supplies the rest)."""
+
+    strategy: str
+    # service -> fleet serving after the deployment; unchanged services keep their fleet
+    new: dict[str, str]
+    # service -> fleet serving before (None: new service); includes services being removed
+    previous: dict[str, str | None]
+    routed: frozenset[str]  # services that have a route in this environment
+    retain_seconds: dict[str, float] = field(default_factory=dict)  # per service
+    abort_requested: bool = False
+
+
+@dataclass(frozen=True)
+class Finish:
+    status: DeploymentStatus
+    reason: str = ""
+
+
+def decide(plan: Plan, log: Sequence[StepRecord]) -> Step | Finish:
+    """The next step of the deployment, or how it ends."""
+    from kiln.strategies import bluegreen
+
+    strategies = {"blue-green": bluegreen.decide}
+    try:
+        return strategies[plan.strategy](plan, log)
+    except KeyError:
+        raise ValueError(f"unknown strategy {plan.strategy!r}") from None

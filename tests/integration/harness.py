@@ -1,0 +1,116 @@
+"""Integration harness: a real kiln CLI, real processes, the real router, real SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "hello"
+KILN = str(Path(sys.executable).parent / "kiln")
+SECRET = "s3cr3t-value-that-must-never-leak"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Project:
+    """A copy of examples/hello with fast health checks, its own state dir and route port."""
+
+    root: Path
+    state: Path
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def kiln(
+        self,
+        *args: str,
+        check: bool = True,
+        extra_env: dict[str, str] | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [KILN, *args],
+            cwd=self.root,
+            env={**self.env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"kiln {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    def popen(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [KILN, *args],
+            cwd=self.root,
+            env={**self.env, **(extra_env or {})},
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    def status(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.kiln("status", "--json").stdout)
+        return data
+
+    def set_version(self, version: str) -> None:
+        (self.root / "app" / "VERSION").write_text(version + "\n")
+
+    def edit_spec(self, old: str, new: str) -> None:
+        spec = self.root / "kiln.yaml"
+        text = spec.read_text()
+        assert old in text, old
+        spec.write_text(text.replace(old, new, 1))
+
+    def get(self, path: str = "/", timeout: float = 5) -> str:
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
+            return str(r.read().decode())
+
+    def serving(self, n: int = 10) -> set[str]:
+        return {self.get().splitlines()[0] for _ in range(n)}
+
+
+def make_project(tmp: Path) -> Project:
+    root = tmp / "hello"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".kiln"))
+    port = free_port()
+    spec = (root / "kiln.yaml").read_text()
+    spec = spec.replace(
+        "interval: 1s, timeout: 1s, healthy_after: 2, start_timeout: 30s",
+        "interval: 0.2s, timeout: 1s, healthy_after: 2, start_timeout: 15s",
+    )
+    spec = spec.replace('"127.0.0.1:8080"', f'"127.0.0.1:{port}"')
+    (root / "kiln.yaml").write_text(spec)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KILN_")}
+    env.update(API_TOKEN=SECRET, KILN_STATE=str(tmp / "state"), NO_COLOR="1", COLUMNS="200")
+    return Project(root=root, state=tmp / "state", port=port, env=env)
+
+
+def wait_for(predicate: Any, timeout: float = 20, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -1,0 +1,91 @@
+"""A kiln killed mid-deploy (kill -9 at every step) converges on resume; the router keeps
+serving across its own restart."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+
+from kiln.router.process import ensure_router, stop_router
+from kiln.testing.load import Load
+from tests.integration.harness import Project, wait_for
+
+pytestmark = pytest.mark.integration
+
+# Where a deploy dies, and which release must serve once `kiln resume` has run.
+KILL_POINTS = [
+    ("before:launch", "v2 hello"),
+    ("after:launch", "v2 hello"),
+    ("before:wait_healthy", "v2 hello"),
+    ("before:set_routes", "v2 hello"),
+    ("after:set_routes", "v2 hello"),
+    ("before:retain", "v2 hello"),
+]
+
+
+def assert_converged(project: Project, serving: str) -> None:
+    st = project.status()
+    assert st["running_deployment"] is None
+    assert st["strays"] == []
+    live = [f for f in st["fleets"] if f["state"] in ("active", "retained")]
+    for fleet in live:
+        assert fleet["alive"] == fleet["replicas"], fleet
+        assert all(i["alive"] for i in fleet["instances"])
+    assert [f for f in st["fleets"] if f["state"] == "launching"] == []
+    assert len([f for f in live if f["state"] == "active"]) == 1
+    assert project.serving() == {serving}
+
+
+@pytest.mark.parametrize(("failpoint", "serving"), KILL_POINTS)
+def test_kill_9_mid_deploy_then_resume(project: Project, failpoint: str, serving: str) -> None:
+    project.kiln("deploy")
+    project.set_version("v2")
+    with Load(project.url, clients=20, max_seconds=90) as load:
+        killed = project.kiln("deploy", check=False, extra_env={"KILN_FAILPOINT": failpoint})
+        assert killed.returncode == -signal.SIGKILL
+        # history reads without side effects (status would already resume it)
+        last = json.loads(project.kiln("history", "--json").stdout)[0]
+        assert last["deployment"]["status"] == "running"
+        out = project.kiln("resume")
+        assert "succeeded" in out.stdout
+        result = load.stop()
+    assert result.failed == 0, result.errors
+    assert_converged(project, serving)
+
+
+def test_external_kill_9_during_health_wait_then_deploy_resumes(project: Project) -> None:
+    project.kiln("deploy")
+    project.set_version("v2")
+    project.edit_spec("env: {GREETING: hello}", "env: {GREETING: hello, STARTUP_DELAY: '2'}")
+    with Load(project.url, clients=20, max_seconds=90) as load:
+        proc = project.popen("deploy")
+        wait_for(
+            lambda: len(list((project.state / "instances" / "dev").glob("*.r2.*.json"))) == 3,
+            what="v2 instances launched",
+        )
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        # The next deploy finds the interrupted one, finishes it, then has nothing to do.
+        out = project.kiln("deploy")
+        assert "nothing to do" in out.stdout
+        result = load.stop()
+    assert result.failed == 0, result.errors
+    assert_converged(project, "v2 hello")
+
+
+def test_router_restart_keeps_the_route_table(project: Project) -> None:
+    project.kiln("deploy")
+    before = ensure_router(project.state).table()
+    assert stop_router(project.state)
+    after = ensure_router(project.state).table()
+    assert [r.name for r in after.routes] == ["hello/dev/web"]
+    assert after.routes == before.routes
+    assert project.serving() == {"v1 hello"}
+
+
+def test_instances_and_router_outlive_the_kiln_command(project: Project) -> None:
+    project.kiln("deploy")
+    # Nothing of kiln runs now but the router and the instances it left behind.
+    assert project.serving() == {"v1 hello"}
