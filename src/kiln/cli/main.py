@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 
@@ -280,20 +279,15 @@ def _main(
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        app()  # standalone: click prints usage errors itself and exits 2
     except KilnError as e:
         err.print("[red]error:[/] ", end="")
         err.print(str(e), markup=False, soft_wrap=True)
         sys.exit(1)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         err.print("aborted")
         sys.exit(130)
-    except Exception as e:
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
+    except Exception:
         traceback.print_exc()
         err.print(
             "kiln hit a bug: please report it with the traceback above "

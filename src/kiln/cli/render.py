@@ -16,7 +16,7 @@ def short(digest: str | None) -> str:
 
 
 def when(at: datetime | None) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if at else "-"
+    return at.astimezone(UTC).strftime("%m-%d %H:%M:%S") if at else "-"
 
 
 def status(console: Console, st: Status) -> None:
@@ -38,7 +38,8 @@ def status(console: Console, st: Status) -> None:
         )
     for service, listen in st.routes.items():
         console.print(f"route {service}: http://{listen}")
-    table = Table("fleet", "state", "release", "artifact", "alive", "instances")
+    table = Table("fleet", "state", "release", "artifact", "alive")
+    table.columns[0].no_wrap = True
     for view in st.fleets:
         f = view.fleet
         state = f.state.value
@@ -50,7 +51,6 @@ def status(console: Console, st: Status) -> None:
             str(f.release),
             short(f.artifact),
             f"{view.alive}/{f.replicas}",
-            " ".join(i.address for i in view.instances if i.alive),
         )
     console.print(table)
     if st.strays:
@@ -61,18 +61,15 @@ def status(console: Console, st: Status) -> None:
 
 
 def history(console: Console, entries: list[HistoryEntry]) -> None:
-    table = Table(
-        "release", "created", "author", "artifacts", "config", "commit", "reason", "deployment"
-    )
+    table = Table("release", "created", "author", "artifacts", "commit", "reason", "result")
     for e in entries:
         r, d = e.release, e.deployment
-        commit = (r.commit[:10] + ("+dirty" if r.dirty else "")) if r.commit else "-"
+        commit = (r.commit[:8] + ("+dirty" if r.dirty else "")) if r.commit else "-"
         table.add_row(
             str(r.number),
             when(r.created_at),
             r.author,
             " ".join(f"{s}={short(a)}" for s, a in r.artifacts.items()),
-            short(r.config_digest),
             commit,
             r.reason,
             f"{d.status.value}" + (f": {d.reason}" if d and d.reason else "") if d else "-",
