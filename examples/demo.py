@@ -30,11 +30,19 @@ def kiln(*args: str) -> None:
 
 def main() -> int:
     if (WORK / "kiln.yaml").exists():  # a previous demo: stop it, start clean
-        subprocess.run([KILN, "down", "--volumes"], cwd=WORK, env=ENV, check=False,
-                       capture_output=True)
-        subprocess.run([sys.executable, "-c", "from pathlib import Path; "
-                        "from kiln.router.process import stop_router; "
-                        f"stop_router(Path({str(WORK / '.kiln')!r}))"], check=False)
+        subprocess.run(
+            [KILN, "down", "--volumes"], cwd=WORK, env=ENV, check=False, capture_output=True
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from pathlib import Path; "
+                "from kiln.router.process import stop_router; "
+                f"stop_router(Path({str(WORK / '.kiln')!r}))",
+            ],
+            check=False,
+        )
         shutil.rmtree(WORK)
     shutil.copytree(ROOT / "examples" / "hello", WORK, ignore=shutil.ignore_patterns(".kiln"))
     # The demo is snappier with faster health checks; kiln.yaml is otherwise the example's.
@@ -52,8 +60,10 @@ def main() -> int:
         kiln("deploy", "-m", "ship v2")
         result = load.stop()
     served = ", ".join(f"{body!r}: {n}" for body, n in result.bodies.most_common())
-    print(f"\nrequests during the deploy: {result.ok + result.failed} "
-          f"({served}); failed: {result.failed}")
+    print(
+        f"\nrequests during the deploy: {result.ok + result.failed} "
+        f"({served}); failed: {result.failed}"
+    )
     kiln("status")
     kiln("history")
     kiln("audit", "verify")
