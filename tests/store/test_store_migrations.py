@@ -54,7 +54,7 @@ def test_second_open_runs_no_migration_and_keeps_data(
     def boom(*_: object, **__: object) -> None:
         raise AssertionError("a migration ran on an up-to-date database")
 
-    monkeypatch.setattr("kiln.store.migrate.command.upgrade", boom)
+    monkeypatch.setattr("alembic.command.upgrade", boom)
     with Store.open(db_path) as s:
         assert [r.number for r in s.list_releases("hello", "dev")] == [1]
 
@@ -104,3 +104,7 @@ def test_sqlalchemy_errors_become_store_errors_from_the_original(store: Store) -
         store.create_release(naive)
     assert info.value.__cause__ is not None
     assert type(info.value.__cause__).__module__.startswith("sqlalchemy")
+
+
+def test_head_constant_matches_the_migration_scripts() -> None:
+    assert migrate.HEAD == migrate.head()

@@ -25,7 +25,9 @@ class RouterClient:
     def __init__(self, state_dir: Path, *, timeout: float = 10.0) -> None:
         self.paths = RouterPaths.of(state_dir)
         self._http = httpx.Client(
-            transport=httpx.HTTPTransport(uds=str(self.paths.sock)),
+            # Plain HTTP over a unix socket: verify=False skips loading the CA bundle,
+            # which costs 0.1-0.5 s on every kiln command.
+            transport=httpx.HTTPTransport(uds=str(self.paths.sock), verify=False),
             base_url="http://kiln-router",
             timeout=timeout,
         )
