@@ -107,4 +107,4 @@ def test_sqlalchemy_errors_become_store_errors_from_the_original(store: Store) -
 
 
 def test_head_constant_matches_the_migration_scripts() -> None:
-    assert migrate.HEAD == migrate.head()
+    assert migrate.head() == migrate.HEAD

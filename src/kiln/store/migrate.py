@@ -9,7 +9,6 @@ database at once would both try to create the tables.
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect, text
