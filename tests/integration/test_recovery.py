@@ -89,3 +89,25 @@ def test_instances_and_router_outlive_the_kiln_command(project: Project) -> None
     project.kiln("deploy")
     # Nothing of kiln runs now but the router and the instances it left behind.
     assert project.serving() == {"v1 hello"}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_deploy_rolls_back_at_once(project: Project, sig: signal.Signals) -> None:
+    project.kiln("deploy")
+    project.set_version("v2")
+    project.edit_spec("env: {GREETING: hello}", "env: {GREETING: hello, STARTUP_DELAY: '5'}")
+    with Load(project.url, clients=20, max_seconds=90) as load:
+        proc = project.popen("deploy")
+        wait_for(
+            lambda: len(list((project.state / "instances" / "dev").glob("*.r2.*.json"))) == 3,
+            what="v2 instances launched",
+        )
+        proc.send_signal(sig)
+        assert proc.wait(timeout=30) == 130
+        result = load.stop()
+    assert result.failed == 0, result.errors
+    last = json.loads(project.kiln("history", "--json").stdout)[0]["deployment"]
+    assert last["status"] == "failed"
+    assert "interrupted" in last["reason"]
+    assert_converged(project, "v1 hello")
+    assert [f["id"] for f in project.status()["fleets"]] == ["hello.dev.web.r1"]

@@ -94,11 +94,55 @@ def test_failed_health_destroys_new_fleet_and_never_touches_the_route() -> None:
     assert end == Finish(DeploymentStatus.FAILED, "wait_healthy failed: 1/3 healthy")
 
 
-def test_failed_launch_and_failed_switch_end_failed() -> None:
-    for kind in ("launch", "set_routes"):
-        steps, end = run(SECOND, fail={kind: "boom"})
-        assert steps[-1] == Destroy(fleets=("a.dev.web.r2",))
-        assert end.status is DeploymentStatus.FAILED
+def test_failed_launch_ends_failed() -> None:
+    steps, end = run(SECOND, fail={"launch": "boom"})
+    assert steps[-1] == Destroy(fleets=("a.dev.web.r2",))
+    assert end == Finish(DeploymentStatus.FAILED, "launch failed: boom")
+
+
+def test_failed_switch_restores_the_old_routes_before_destroying() -> None:
+    log = [
+        StepRecord(1, Launch(fleets=("a.dev.web.r2",)), StepStatus.OK, "", NOW),
+        StepRecord(2, WaitHealthy(fleets=("a.dev.web.r2",)), StepStatus.OK, "", NOW),
+        StepRecord(
+            3,
+            SetRoutes(weights={"web": {"a.dev.web.r2": 100}}),
+            StepStatus.FAILED,
+            "router timed out",
+            NOW,
+        ),
+    ]
+    restore = SetRoutes(weights={"web": {"a.dev.web.r1": 100}})
+    assert decide(SECOND, log) == restore
+    log.append(StepRecord(4, restore, StepStatus.OK, "", NOW))
+    assert decide(SECOND, log) == Destroy(fleets=("a.dev.web.r2",))
+    log.append(StepRecord(5, Destroy(fleets=("a.dev.web.r2",)), StepStatus.OK, "", NOW))
+    assert decide(SECOND, log) == Finish(
+        DeploymentStatus.FAILED, "set_routes failed: router timed out"
+    )
+
+
+def test_failed_restore_destroys_nothing() -> None:
+    log = [
+        StepRecord(
+            1,
+            SetRoutes(weights={"web": {"a.dev.web.r2": 100}}),
+            StepStatus.FAILED,
+            "router down",
+            NOW,
+        ),
+        StepRecord(
+            2,
+            SetRoutes(weights={"web": {"a.dev.web.r1": 100}}),
+            StepStatus.FAILED,
+            "router down",
+            NOW,
+        ),
+    ]
+    end = decide(SECOND, log)
+    assert isinstance(end, Finish)
+    assert end.status is DeploymentStatus.FAILED
+    assert "restoring the previous routes failed too" in end.reason
 
 
 def test_failed_clean_up_is_reported() -> None:
@@ -121,10 +165,14 @@ def test_interrupted_step_runs_again() -> None:
     assert decide(SECOND, log) == WaitHealthy(fleets=("a.dev.web.r2",))
 
 
-def test_abort_before_switch_destroys_new_fleet() -> None:
-    plan = Plan(**{**SECOND.__dict__, "abort_requested": True})
-    log = [StepRecord(1, Launch(fleets=("a.dev.web.r2",)), StepStatus.OK, "", NOW)]
-    assert decide(plan, log) == Destroy(fleets=("a.dev.web.r2",))
+def test_interrupted_step_recorded_failed_takes_the_failure_path() -> None:
+    log = [
+        StepRecord(1, Launch(fleets=("a.dev.web.r2",)), StepStatus.OK, "", NOW),
+        StepRecord(
+            2, WaitHealthy(fleets=("a.dev.web.r2",)), StepStatus.FAILED, "interrupted (Ctrl-C)", NOW
+        ),
+    ]
+    assert decide(SECOND, log) == Destroy(fleets=("a.dev.web.r2",))
 
 
 def test_reused_warm_fleet_is_not_destroyed_on_failure() -> None:
@@ -135,18 +183,11 @@ def test_reused_warm_fleet_is_not_destroyed_on_failure() -> None:
         previous={"web": "a.dev.web.r2"},
         routed=frozenset({"web"}),
         retain_seconds={"web": 60},
+        reused=frozenset({"a.dev.web.r1"}),
     )
-    steps, _ = run(plan, fail={"wait_healthy": "x"})
-    assert steps[-1] == Destroy(fleets=("a.dev.web.r1",))
-    plan2 = Plan(
-        strategy="blue-green",
-        new={"web": "a.dev.web.r1"},
-        previous={"web": "a.dev.web.r1", "api": "a.dev.api.r2"},
-        routed=frozenset({"web"}),
-        retain_seconds={},
-    )
-    steps, _ = run(plan2, fail={"wait_healthy": "x"})
+    steps, end = run(plan, fail={"wait_healthy": "x"})
     assert steps[-1] == Destroy(fleets=())
+    assert end.status is DeploymentStatus.FAILED
 
 
 KINDS = ["launch", "wait_healthy", "set_routes", "retain", "retire", "destroy"]
@@ -174,10 +215,14 @@ def test_properties(fail: set[str], retain: int, interrupt_at: int) -> None:
         if isinstance(decision, Retain | Retire):
             assert switched
             assert "a.dev.web.r2" not in decision.fleets
-        if isinstance(decision, SetRoutes):
-            assert not any(r.status is StepStatus.FAILED for r in log)
+        failed_before = [r for r in log if r.status is StepStatus.FAILED]
+        if isinstance(decision, SetRoutes) and failed_before:
+            # only ever a restore of the old routes after a failed switch
+            assert failed_before[0].step.kind == "set_routes"
+            assert decision == SetRoutes(weights={"web": {"a.dev.web.r1": 100}})
         if isinstance(decision, Destroy):
             assert "a.dev.web.r1" not in decision.fleets  # the serving fleet survives
+            assert not (switched and not failed_before)
         status = StepStatus.FAILED if decision.kind in fail else StepStatus.OK
         log.append(StepRecord(seq, decision, status, "x", NOW))
     else:

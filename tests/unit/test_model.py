@@ -15,8 +15,11 @@ def test_secret_never_prints_its_value() -> None:
     assert "hunter2" not in str(s)
     assert "hunter2" not in f"{s} {s!r} {[s]} { ({'k': s}) }"
     assert s.reveal() == "hunter2"
-    assert s.digest != Secret("OTHER", "hunter2").digest  # keyed by name
-    assert s.digest == Secret("API_TOKEN", "hunter2").digest
+    key = b"k" * 32
+    assert s.digest(key) != Secret("OTHER", "hunter2").digest(key)  # the name is mixed in
+    assert s.digest(key) == Secret("API_TOKEN", "hunter2").digest(key)
+    assert s.digest(key) != s.digest(b"x" * 32)  # keyed: no offline guessing without it
+    assert "hunter2" not in s.digest(key)
 
 
 def test_canonical_digest_ignores_key_order() -> None:
@@ -42,10 +45,11 @@ def test_steps_round_trip(step: object) -> None:
 def test_secret_resolution_pins_versions() -> None:
     from kiln.engine.secrets import resolve_secrets, secrets_for_launch
 
-    pinned = {"TOKEN": Secret("TOKEN", "v1").digest}
-    assert secrets_for_launch(pinned, {"TOKEN": "v1"}, 3)["TOKEN"].reveal() == "v1"
+    key = b"k" * 32
+    pinned = {"TOKEN": Secret("TOKEN", "v1").digest(key)}
+    assert secrets_for_launch(pinned, {"TOKEN": "v1"}, 3, key)["TOKEN"].reveal() == "v1"
     with pytest.raises(SecretMissing, match="TOKEN changed since release 3"):
-        secrets_for_launch(pinned, {"TOKEN": "v2"}, 3)
+        secrets_for_launch(pinned, {"TOKEN": "v2"}, 3, key)
     with pytest.raises(SecretMissing, match="TOKEN not set") as info:
         resolve_secrets(["TOKEN"], {})
     assert "v1" not in str(info.value)

@@ -139,3 +139,40 @@ def test_durations(text: str | int, seconds: float) -> None:
 def test_bad_durations(bad: object) -> None:
     with pytest.raises(ValueError, match=r"duration|negative"):
         parse_duration(bad)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "interval: 1s",
+            "interval: 0s",
+            "kiln.yaml:10: services.web.health.interval: Input should be greater than 0",
+        ),
+        ("{GREETING: hello}", "{PORT: '1'}", "kiln.yaml:8: services.web.env: PORT is set by kiln"),
+        (
+            "{GREETING: hello}",
+            "{KILN_APP: x}",
+            "kiln.yaml:8: services.web.env: KILN_APP is set by kiln",
+        ),
+        (
+            "{GREETING: hello}",
+            "{API_TOKEN: x}",
+            "kiln.yaml:9: services.web.secrets: API_TOKEN is both",
+        ),
+    ],
+)
+def test_semantic_errors(old: str, new: str, expected: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_spec(EXAMPLE.replace(old, new, 1))
+    assert str(info.value).startswith(expected), str(info.value)
+
+
+def test_two_routes_on_one_address_are_refused() -> None:
+    text = EXAMPLE + '  prod:\n    routes: {web: "127.0.0.1:8080"}\n'
+    with pytest.raises(
+        SpecError,
+        match=r"^kiln.yaml:18: environments.prod.routes.web: "
+        r"127.0.0.1:8080 is already the route of environments.dev.routes.web",
+    ):
+        parse_spec(text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Iterator
@@ -278,6 +279,9 @@ def _main(
 
 
 def main() -> None:
+    # SIGTERM stops a deploy like Ctrl-C does: the engine records the step as
+    # interrupted and runs the failure path before exiting.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         app()  # standalone: click prints usage errors itself and exits 2
     except KilnError as e:

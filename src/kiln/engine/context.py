@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,8 @@ class Context:
     environ: Mapping[str, str]
     actor: str
     reporter: Reporter = field(default_factory=SilentReporter)
+    # Set by the env lock when its lease could not be renewed: stop driving at once.
+    lease_lost: threading.Event = field(default_factory=threading.Event)
     _providers: dict[str, Provider] = field(default_factory=dict)
     _router: RouterClient | None = None
 

@@ -32,16 +32,14 @@ class Outcome:
 
 def deploy(ctx: Context, env: str, *, reason: str = "") -> Outcome:
     with EnvLock(ctx, env, "deploy"):
-        resume_interrupted(ctx, env)
-        retire_expired(ctx, env)
+        tidy(ctx, env)
         release = build_release(ctx, env, reason=reason or "deploy")
         return deploy_release(ctx, env, release)
 
 
 def rollback(ctx: Context, env: str, *, to: int | None = None, reason: str = "") -> Outcome:
     with EnvLock(ctx, env, "rollback"):
-        resume_interrupted(ctx, env)
-        retire_expired(ctx, env)
+        tidy(ctx, env)
         target = ctx.store.get_release(ctx.app, env, to if to is not None else _previous(ctx, env))
         return deploy_release(ctx, env, rollback_release(ctx, target), reason=reason)
 
@@ -50,7 +48,7 @@ def resume(ctx: Context, env: str) -> Deployment | None:
     """Finish (or roll back) a deployment that a killed kiln left running."""
     with EnvLock(ctx, env, "resume"):
         dep = resume_interrupted(ctx, env)
-        retire_expired(ctx, env)
+        tidy(ctx, env)
         return dep
 
 
@@ -150,40 +148,106 @@ def _strategy_of(release: Release) -> str:
     return kinds.pop() if len(kinds) == 1 else "blue-green"
 
 
-def plan_of(ctx: Context, dep: Deployment) -> Plan:
-    release = ctx.store.get_release(dep.app, dep.env, dep.release)
+def strategy_plan(
+    release: Release,
+    new: dict[str, str],
+    previous: dict[str, str | None],
+    reused: frozenset[str],
+) -> Plan:
     return Plan(
-        strategy=dep.strategy,
-        new=dep.fleets,
-        previous=dep.previous,
+        strategy=_strategy_of(release),
+        new=new,
+        previous=previous,
         routed=frozenset(s for s, svc in release.services.items() if svc.route),
         retain_seconds={s: svc.strategy.retain_previous for s, svc in release.services.items()},
+        reused=reused,
     )
 
 
+def plan_of(ctx: Context, dep: Deployment) -> Plan:
+    release = ctx.store.get_release(dep.app, dep.env, dep.release)
+    # A fleet launched by this deployment carries its release number; any other was reused.
+    reused = frozenset(
+        f for f in dep.fleets.values() if ctx.store.get_fleet(f).release != dep.release
+    )
+    return strategy_plan(release, dep.fleets, dep.previous, reused)
+
+
 def run(ctx: Context, dep: Deployment) -> Deployment:
-    """Drive ``dep`` to its end; raises DeploymentFailed if it ends failed."""
+    """Drive ``dep`` to its end; raises DeploymentFailed if it ends failed.
+
+    Ctrl-C or SIGTERM (KeyboardInterrupt, see the CLI) anywhere in the loop is
+    recorded as a failed step, so the strategy's failure path runs at once (new
+    fleets destroyed, old routes kept); then the interrupt is re-raised. A
+    second interrupt stops on the spot and leaves the log to the next kiln.
+    """
     plan = plan_of(ctx, dep)
+    interrupted: KeyboardInterrupt | None = None
     while True:
-        dep = ctx.store.get_deployment(dep.id)
-        decision = decide(plan, dep.steps)
-        if isinstance(decision, Finish):
-            return _finish(ctx, dep, decision)
-        last = dep.steps[-1] if dep.steps else None
-        if last is not None and last.status is StepStatus.STARTED:
-            record = last  # interrupted: the step runs again under the same record
-            ctx.reporter.info(f"resuming step {record.seq} ({record.step.kind})")
-        else:
-            record = ctx.store.begin_step(dep.id, decision)
-        ctx.reporter.step_started(record)
-        _failpoint(ctx, f"before:{decision.kind}")
         try:
-            detail = execute(ctx, dep, decision)
-            status = StepStatus.OK
-        except KilnError as e:
-            detail, status = str(e), StepStatus.FAILED
-        _failpoint(ctx, f"after:{decision.kind}")
-        ctx.reporter.step_finished(ctx.store.finish_step(dep.id, record.seq, status, detail))
+            end = _advance(ctx, plan, dep.id)
+        except KeyboardInterrupt as e:
+            if interrupted is not None:
+                raise
+            interrupted = e
+            _record_interrupt(ctx, plan, dep.id)
+            continue
+        if end is None:
+            continue
+        if interrupted is None:
+            return _finish(ctx, end[0], end[1])
+        try:
+            _finish(ctx, end[0], end[1])
+        except DeploymentFailed as failed:
+            ctx.reporter.info(str(failed))
+        raise interrupted
+
+
+def _advance(ctx: Context, plan: Plan, deployment_id: int) -> tuple[Deployment, Finish] | None:
+    """Run one step; return the deployment and how it ends once the strategy says so."""
+    if ctx.lease_lost.is_set():
+        raise KilnError(
+            f"lost the deploy lock (lease not renewed); stopped deployment {deployment_id} "
+            "so that only one kiln drives it; `kiln resume` continues it"
+        )
+    dep = ctx.store.get_deployment(deployment_id)
+    decision = decide(plan, dep.steps)
+    if isinstance(decision, Finish):
+        return dep, decision
+    last = dep.steps[-1] if dep.steps else None
+    if last is not None and last.status is StepStatus.STARTED:
+        record = last  # interrupted: the step runs again under the same record
+        ctx.reporter.info(f"resuming step {record.seq} ({record.step.kind})")
+    else:
+        record = ctx.store.begin_step(dep.id, decision)
+    ctx.reporter.step_started(record)
+    _failpoint(ctx, f"before:{decision.kind}")
+    try:
+        detail = execute(ctx, dep, decision)
+        status = StepStatus.OK
+    except KilnError as e:
+        detail, status = str(e), StepStatus.FAILED
+    _failpoint(ctx, f"after:{decision.kind}")
+    ctx.reporter.step_finished(ctx.store.finish_step(dep.id, record.seq, status, detail))
+    return None
+
+
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM)"
+
+
+def _record_interrupt(ctx: Context, plan: Plan, deployment_id: int) -> None:
+    """Make the interrupt a failed step in the log, wherever in the loop it landed."""
+    dep = ctx.store.get_deployment(deployment_id)
+    last = dep.steps[-1] if dep.steps else None
+    if last is not None and last.status is StepStatus.STARTED:
+        ctx.reporter.step_finished(
+            ctx.store.finish_step(dep.id, last.seq, StepStatus.FAILED, INTERRUPTED)
+        )
+        return
+    decision = decide(plan, dep.steps)
+    if not isinstance(decision, Finish):  # between two steps: fail the next one unrun
+        record = ctx.store.begin_step(dep.id, decision)
+        ctx.store.finish_step(dep.id, record.seq, StepStatus.FAILED, INTERRUPTED)
 
 
 def _failpoint(ctx: Context, where: str) -> None:
@@ -197,9 +261,12 @@ def _failpoint(ctx: Context, where: str) -> None:
 
 def _finish(ctx: Context, dep: Deployment, end: Finish) -> Deployment:
     store = ctx.store
+    if end.status is DeploymentStatus.SUCCEEDED:
+        # Current first: a crash between the two leaves the deployment running, and
+        # resuming it finishes again; the other order could lose the new current.
+        store.set_current_release(dep.app, dep.env, dep.release)
     done = store.finish_deployment(dep.id, end.status, end.reason)
     if end.status is DeploymentStatus.SUCCEEDED:
-        store.set_current_release(dep.app, dep.env, dep.release)
         ctx.event("deploy.succeeded", dep.env, end.reason, deployment=dep.id, release=dep.release)
         return done
     ctx.event("deploy.failed", dep.env, end.reason, deployment=dep.id, release=dep.release)
@@ -220,6 +287,20 @@ def resume_interrupted(ctx: Context, env: str) -> Deployment | None:
     return run(ctx, dep)
 
 
+def tidy(ctx: Context, env: str) -> None:
+    """What every command does first under the lock: finish what a dead kiln left.
+
+    An interrupted deployment that now fails is reported, not raised: the user
+    asked for something else, and the environment is consistent again.
+    """
+    try:
+        resume_interrupted(ctx, env)
+    except DeploymentFailed as e:
+        ctx.reporter.info(str(e))
+    retire_expired(ctx, env)
+    retire_orphans(ctx, env)
+
+
 def retire_expired(ctx: Context, env: str) -> list[str]:
     """Retire retained fleets whose warm window ended. Call with the env lock held."""
     now = datetime.now(UTC)
@@ -234,16 +315,43 @@ def retire_expired(ctx: Context, env: str) -> list[str]:
     return list(due)
 
 
+def retire_orphans(ctx: Context, env: str) -> list[str]:
+    """Retire launching or active fleets that nothing serves from or deploys to.
+
+    They are left by a kiln killed between creating a release and its deployment,
+    or by a clean-up step that failed. Call with the env lock held and no
+    deployment running.
+    """
+    store, app = ctx.store, ctx.app
+    if store.running_deployment(app, env) is not None:
+        return []
+    current = store.current_release(app, env)
+    serving = next(
+        (
+            set(dep.fleets.values())
+            for dep in store.list_deployments(app, env, limit=1000)
+            if dep.release == current and dep.status is DeploymentStatus.SUCCEEDED
+        ),
+        None,
+    )
+    if serving is None:
+        return []  # cannot tell what serves: touch nothing
+    # Never retire what the router sends traffic to, whatever the store says.
+    routed = {f.fleet for r in ctx.router().table().routes for f in r.fleets if f.weight > 0}
+    live = store.fleets(app, env, states=[FleetState.LAUNCHING, FleetState.ACTIVE])
+    orphans = tuple(f.id for f in live if f.id not in serving and f.id not in routed)
+    if orphans:
+        retire_fleets(ctx, env, orphans)
+        ctx.event("fleet.retired", env, "no release serves from it", fleets=list(orphans))
+    return list(orphans)
+
+
 def housekeeping(ctx: Context, env: str) -> None:
     """What any kiln command does in passing when nobody else holds the lock."""
     lock = EnvLock(ctx, env, "housekeeping")
     if not lock.try_acquire():
         return
     try:
-        try:
-            resume_interrupted(ctx, env)
-        except DeploymentFailed as e:
-            ctx.reporter.info(str(e))
-        retire_expired(ctx, env)
+        tidy(ctx, env)
     finally:
         lock.release()

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
-
 from kiln.engine.context import Context
-from kiln.engine.deploy import resume_interrupted
 from kiln.engine.executor import destroy_fleets
 from kiln.engine.lock import EnvLock
 from kiln.engine.routes import apply_env_routes
-from kiln.errors import DeploymentFailed
-from kiln.model import FleetState
+from kiln.model import DeploymentStatus, FleetState
 
 
 def down(ctx: Context, env: str, *, volumes: bool = False) -> int:
     """Returns the number of instances stopped."""
     with EnvLock(ctx, env, "down"):
-        with suppress(DeploymentFailed):  # it rolled back; we stop everything anyway
-            resume_interrupted(ctx, env)
-        if ctx.router().ping():
-            apply_env_routes(ctx, env, ())
+        running = ctx.store.running_deployment(ctx.app, env)
+        if running is not None:  # its kiln died; no point finishing what we stop now
+            ctx.store.finish_deployment(
+                running.id, DeploymentStatus.FAILED, "environment stopped by kiln down"
+            )
+        apply_env_routes(ctx, env, ())
         provider = ctx.provider(env)
         instances = provider.observe(env)
         fleets = ctx.store.fleets(

@@ -6,6 +6,7 @@ interrupted step again, and it must converge rather than double anything.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from kiln.engine.context import Context
@@ -56,7 +57,9 @@ def _launch(ctx: Context, env: str, fleets: tuple[str, ...]) -> str:
         if missing <= 0:
             continue
         service = service_of(ctx, fleet)
-        secrets = secrets_for_launch(service.secrets, ctx.environ, fleet.release)
+        secrets = secrets_for_launch(
+            service.secrets, ctx.environ, fleet.release, ctx.store.secret_key()
+        )
         ctx.reporter.progress(f"launching {missing} instance(s) of {fleet_id}")
         provider.launch(fleet, service, secrets, missing)
         started += missing
@@ -118,8 +121,9 @@ def retire_fleets(ctx: Context, env: str, fleets: tuple[str, ...]) -> str:
 def destroy_fleets(ctx: Context, env: str, fleets: tuple[str, ...], state: FleetState) -> str:
     provider = ctx.provider(env)
     doomed = [i for i in provider.observe(env) if i.fleet in fleets]
-    for inst in doomed:
-        provider.destroy(inst)
+    # In parallel: each destroy may wait out a grace period for its instance to exit.
+    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="kiln-destroy") as pool:
+        list(pool.map(provider.destroy, doomed))
     for fleet in fleets:
         ctx.store.set_fleet_state(fleet, state)
     return f"{len(doomed)} instance(s) stopped"

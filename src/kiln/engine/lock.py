@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 from types import TracebackType
 
 from kiln.engine.context import Context
-from kiln.errors import LockHeld
+from kiln.errors import KilnError, LockHeld
 from kiln.model import LockHolder
 
-LEASE_SECONDS = 15.0
+# Longer than the store's busy timeout (30 s), so one slow renewal never loses the lease;
+# a holder that died on this host is taken over at once, whatever the lease says.
+LEASE_SECONDS = 60.0
 
 
 def _pid_alive(pid: int) -> bool:
@@ -47,6 +49,12 @@ class EnvLock:
 
     def acquire(self) -> None:
         store, app = self.ctx.store, self.ctx.app
+        current = store.lock_holder(app, self.env)
+        if current is not None:
+            held, _ = current
+            if held.host == self.holder.host and held.id != self.holder.id and _pid_alive(held.pid):
+                # Alive on this host: held, even if its lease ran out (a stalled renewal).
+                raise LockHeld(self.env, held.describe())
         try:
             store.acquire_lock(app, self.env, self.holder, LEASE_SECONDS)
         except LockHeld:
@@ -70,8 +78,16 @@ class EnvLock:
         return True
 
     def _renew(self) -> None:
-        while not self._stop.wait(LEASE_SECONDS / 3):
-            self.ctx.store.renew_lock(self.ctx.app, self.env, self.holder.id, LEASE_SECONDS)
+        while not self._stop.wait(LEASE_SECONDS / 4):
+            try:
+                ours = self.ctx.store.renew_lock(
+                    self.ctx.app, self.env, self.holder.id, LEASE_SECONDS
+                )
+            except KilnError:
+                ours = False
+            if not ours:
+                self.ctx.lease_lost.set()
+                return
 
     def release(self) -> None:
         self._stop.set()

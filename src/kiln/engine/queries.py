@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from kiln.engine.context import Context
-from kiln.engine.deploy import compute_plan
+from kiln.engine.deploy import compute_plan, strategy_plan
 from kiln.engine.releases import build_release
 from kiln.model import Deployment, Fleet, FleetState, Instance, Release, to_json
 from kiln.planner import ReleasePlan
@@ -120,13 +119,7 @@ def preview(ctx: Context, env: str) -> DeployPreview:
     plan, current = compute_plan(ctx, env, release)
     steps: list[str] = []
     if plan.changed:
-        strat = Plan(
-            strategy="blue-green",
-            new=plan.new,
-            previous=plan.previous,
-            routed=frozenset(s for s, v in release.services.items() if v.route),
-            retain_seconds={s: v.strategy.retain_previous for s, v in release.services.items()},
-        )
+        strat = strategy_plan(release, plan.new, plan.previous, plan.reused)
         steps = _happy_path(strat)
     return DeployPreview(release, current, plan, tuple(steps))
 
@@ -157,7 +150,3 @@ def _describe(step: Any) -> str:
     if step.kind == "retain":
         return f"retain {', '.join(step.fleets)} warm for {step.seconds:g}s"
     return f"{step.kind.replace('_', ' ')} {', '.join(step.fleets)}"
-
-
-def alive_counts(instances: list[Instance]) -> Counter[str]:
-    return Counter(i.fleet for i in instances if i.alive)

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from kiln.engine.context import Context
 from kiln.engine.secrets import resolve_secrets
+from kiln.engine.source import source_info
 from kiln.model import HealthCheck, Release, ServiceRelease, StrategyConfig
 from kiln.model.release import release_config_digest
-from kiln.spec.source import source_info
 
 
 def build_release(ctx: Context, env: str, *, reason: str = "deploy") -> Release:
@@ -17,6 +17,7 @@ def build_release(ctx: Context, env: str, *, reason: str = "deploy") -> Release:
     provider = ctx.provider(env)
     env_spec = ctx.spec.environments[env]
     services: dict[str, ServiceRelease] = {}
+    key = ctx.store.secret_key()
     for name in sorted(ctx.spec.services):
         svc = ctx.spec.service(env, name)
         secrets = resolve_secrets(svc.secrets, ctx.environ)
@@ -29,7 +30,7 @@ def build_release(ctx: Context, env: str, *, reason: str = "deploy") -> Release:
             port=svc.port,
             replicas=svc.replicas,
             env=dict(svc.env),
-            secrets={n: s.digest for n, s in secrets.items()},
+            secrets={n: s.digest(key) for n, s in secrets.items()},
             health=HealthCheck(**svc.health.model_dump()),
             volumes=dict(svc.volumes),
             strategy=StrategyConfig(

@@ -20,11 +20,11 @@ def resolve_secrets(names: Iterable[str], environ: Mapping[str, str]) -> dict[st
 
 
 def secrets_for_launch(
-    pinned: Mapping[str, str], environ: Mapping[str, str], release: int
+    pinned: Mapping[str, str], environ: Mapping[str, str], release: int, key: bytes
 ) -> dict[str, Secret]:
     """Secret values whose digests match the release: a release pins secret versions."""
     secrets = resolve_secrets(pinned, environ)
-    changed = [n for n, s in secrets.items() if s.digest != pinned[n]]
+    changed = [n for n, s in secrets.items() if s.digest(key) != pinned[n]]
     if changed:
         raise SecretMissing(
             f"secret {', '.join(changed)} changed since release {release} was made: "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass, field
 
 
@@ -15,11 +16,15 @@ class Secret:
         """The value, for the one place that needs it: an instance's environment."""
         return self._value
 
-    @property
-    def digest(self) -> str:
-        # Keyed by name so two secrets with the same value do not share a digest.
-        h = hashlib.sha256(f"kiln-secret\0{self.name}\0{self._value}".encode())
-        return "sha256:" + h.hexdigest()
+    def digest(self, key: bytes) -> str:
+        """An HMAC of name and value: comparable across releases, not reversible.
+
+        Keyed by the state directory's secret key so a short secret cannot be
+        guessed offline from a digest; the name is mixed in so two secrets with
+        the same value do not share a digest.
+        """
+        mac = hmac.new(key, f"{self.name}\0{self._value}".encode(), hashlib.sha256)
+        return "hmac-sha256:" + mac.hexdigest()
 
     def __str__(self) -> str:
         return f"<secret {self.name}>"

@@ -39,6 +39,10 @@ class ReleasePlan:
     def previous(self) -> dict[str, str | None]:
         return {c.service: c.current for c in self.changes}
 
+    @property
+    def reused(self) -> frozenset[str]:
+        return frozenset(c.target for c in self.changes if c.action == "reuse" and c.target)
+
 
 def plan_release(
     *,

@@ -51,11 +51,16 @@ def stop_router(state_dir: Path, timeout: float = 10) -> bool:
     """SIGTERM the router of ``state_dir`` and wait for it to exit; True if it was running."""
     paths = RouterPaths.of(state_dir)
     pid = _running_pid(paths)
+    deadline = time.monotonic() + timeout
+    while pid == -1 and time.monotonic() < deadline:
+        time.sleep(0.02)  # a router that just started has not written its pid yet
+        pid = _running_pid(paths)
     if pid is None:
         return False
+    if pid <= 0:  # never os.kill(-1, ...): that signals every process we may signal
+        raise RouterError(f"the router of {state_dir} holds its lock but wrote no pid")
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
     while _running_pid(paths) is not None:
         if time.monotonic() >= deadline:
             raise RouterError(f"router {pid} did not stop within {timeout} s")

@@ -46,6 +46,31 @@ def parse_spec(text: str, *, filename: str = "kiln.yaml") -> Spec:
 
 
 def _check_references(spec: Spec, tree: CommentedMap, filename: str) -> None:
+    listeners: dict[str, tuple[str, ...]] = {}
+    for env_name, env in spec.environments.items():
+        for service, listen in env.routes.items():
+            loc = ("environments", env_name, "routes", service)
+            if listen in listeners:
+                other = ".".join(listeners[listen])
+                raise SpecError(
+                    f"{listen} is already the route of {other}",
+                    file=filename,
+                    line=_line(tree, loc),
+                    field=_dotted(loc),
+                )
+            listeners[listen] = loc
+    for name in spec.services:
+        for env_name in spec.environments:
+            svc = spec.service(env_name, name)
+            clash = sorted(set(svc.secrets) & set(svc.env))
+            if clash:
+                where = ("services", name, "secrets")
+                raise SpecError(
+                    f"{', '.join(clash)} is both a secret and an env variable",
+                    file=filename,
+                    line=_line(tree, where),
+                    field=_dotted(where),
+                )
     for env_name, env in spec.environments.items():
         for kind, names in (("routes", env.routes), ("services", env.services)):
             for service in names:

@@ -50,17 +50,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _check_env_names(value: dict[str, str]) -> dict[str, str]:
-    for key in value:
+# Set by kiln for every instance; a spec that sets them would be silently overridden.
+RESERVED_ENV = ("PORT", "HOME", "TMPDIR", "PATH")
+
+
+def _check_env_names(value: dict[str, str] | None) -> dict[str, str] | None:
+    for key in value or {}:
         if not re.match(ENV_NAME, key):
             raise ValueError(f"{key!r} is not a valid environment variable name")
+        if key in RESERVED_ENV or key.startswith("KILN_"):
+            raise ValueError(f"{key} is set by kiln for every instance; choose another name")
     return value
 
 
 class HealthSpec(_Strict):
     path: str = Field("/healthz", pattern=r"^/")
-    interval: Duration = 1.0
-    timeout: Duration = 1.0
+    interval: Annotated[Duration, Field(gt=0)] = 1.0
+    timeout: Annotated[Duration, Field(gt=0)] = 1.0
     healthy_after: int = Field(2, ge=1, le=100)
     start_timeout: Duration = 30.0
 

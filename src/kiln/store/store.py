@@ -13,13 +13,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kiln.errors import StoreError
 from kiln.model.deployment import Deployment, DeploymentStatus, StepRecord, StepStatus
 from kiln.model.event import Event
 from kiln.model.fleet import Fleet, FleetState
 from kiln.model.lock import LockHolder
 from kiln.model.release import Release
 from kiln.model.steps import Step
-from kiln.store import anchor, deployments, events, fleets, locks, migrate, releases
+from kiln.store import anchor, deployments, events, fleets, locks, migrate, releases, secret_key
 from kiln.store.db import Database, connect
 
 
@@ -43,6 +44,15 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+    def secret_key(self) -> bytes:
+        """The key secret digests are computed with (created on first use)."""
+        if self._db.file is None:
+            raise StoreError(
+                "secret digests need a database file (a shared key store is "
+                "not implemented for database URLs yet)"
+            )
+        return secret_key.load_or_create(secret_key.path_for(self._db.file))
 
     def __enter__(self) -> Store:
         return self

@@ -20,7 +20,8 @@ class Plan:
     previous: dict[str, str | None]
     routed: frozenset[str]  # services that have a route in this environment
     retain_seconds: dict[str, float] = field(default_factory=dict)  # per service
-    abort_requested: bool = False
+    # fleets in ``new`` that were not launched for this deployment but reused warm
+    reused: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

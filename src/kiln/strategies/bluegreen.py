@@ -4,12 +4,15 @@ The sequence and its failure path, top to bottom:
 
     launch new fleets ──fail──► destroy new fleets ──► failed (old keeps serving)
     wait until healthy ─fail──► destroy new fleets ──► failed
-    switch routes ──────fail──► destroy new fleets ──► failed (switch is atomic)
+    switch routes ──────fail──► restore old routes ──► destroy new ──► failed
     retain old fleets (warm, for instant rollback) or retire them
     succeeded
 
-Before the switch an abort destroys the new fleets; after it, the deployment
-is finished in all but clean-up and goes on to the end.
+A failed switch may still have reached the router (a timeout after the apply),
+so the old routes are put back before anything is destroyed; if that fails
+too, nothing is destroyed. A fleet reused warm is never destroyed: it was
+good before this deployment and stays retained. An interrupted step (Ctrl-C)
+is recorded as failed, so the same failure path runs.
 """
 
 from __future__ import annotations
@@ -31,8 +34,6 @@ def decide(plan: Plan, log: Sequence[StepRecord]) -> Step | Finish:
     if failed is not None:
         return _fail(plan, log, failed, new)
     if "set_routes" not in done:
-        if plan.abort_requested:
-            return _fail(plan, log, None, new)
         if "launch" not in done:
             return Launch(fleets=new)
         if "wait_healthy" not in done:
@@ -46,22 +47,29 @@ def decide(plan: Plan, log: Sequence[StepRecord]) -> Step | Finish:
 
 
 def _fail(
-    plan: Plan, log: Sequence[StepRecord], failed: StepRecord | None, new: tuple[str, ...]
+    plan: Plan, log: Sequence[StepRecord], failed: StepRecord, new: tuple[str, ...]
 ) -> Step | Finish:
-    reason = "aborted" if failed is None else f"{failed.step.kind} failed: {failed.detail}"
-    if failed is not None and failed.step.kind in ("retain", "retire"):
+    reason = f"{failed.step.kind} failed: {failed.detail}"
+    if failed.step.kind in ("retain", "retire"):
         # The switch happened; only clean-up of old fleets failed. Housekeeping retries it.
         return Finish(DeploymentStatus.SUCCEEDED, f"previous fleet clean-up pending: {reason}")
-    destroyed = [r for r in log if r.step.kind == "destroy"]
+    after = list(log[log.index(failed) + 1 :])
+    if failed.step.kind == "set_routes":
+        restores = [r for r in after if r.step.kind == "set_routes"]
+        if not restores:
+            return SetRoutes(weights=_previous_weights(plan))
+        if restores[-1].status is StepStatus.FAILED:
+            return Finish(
+                DeploymentStatus.FAILED,
+                f"{reason}; restoring the previous routes failed too: "
+                f"{restores[-1].detail}; new fleets kept for inspection",
+            )
+    destroyed = [r for r in after if r.step.kind == "destroy"]
     if not destroyed:
-        # Keep a fleet that was reused from a warm, retained one: it never stopped being good.
-        return Destroy(fleets=tuple(f for f in new if f not in _previous_fleets(plan)))
+        return Destroy(fleets=tuple(f for f in new if f not in plan.reused))
     if destroyed[-1].status is StepStatus.FAILED:
-        first = next(r for r in log if r.status is StepStatus.FAILED)
         return Finish(
-            DeploymentStatus.FAILED,
-            f"{first.step.kind} failed: {first.detail}; "
-            f"clean-up failed too: {destroyed[-1].detail}",
+            DeploymentStatus.FAILED, f"{reason}; clean-up failed too: {destroyed[-1].detail}"
         )
     return Finish(DeploymentStatus.FAILED, reason)
 
@@ -79,8 +87,12 @@ def _weights(plan: Plan) -> dict[str, dict[str, int]]:
     }
 
 
-def _previous_fleets(plan: Plan) -> set[str]:
-    return {f for f in plan.previous.values() if f is not None}
+def _previous_weights(plan: Plan) -> dict[str, dict[str, int]]:
+    return {
+        service: {fleet: 100}
+        for service, fleet in sorted(plan.previous.items())
+        if fleet is not None and service in plan.routed
+    }
 
 
 def _old_fleet_steps(plan: Plan) -> list[Step]:
