@@ -19,6 +19,7 @@ KILL_POINTS = [
     ("before:launch", "v2 hello"),
     ("after:launch", "v2 hello"),
     ("before:wait_healthy", "v2 hello"),
+    ("after:wait_healthy", "v2 hello"),
     ("before:set_routes", "v2 hello"),
     ("after:set_routes", "v2 hello"),
     ("before:retain", "v2 hello"),
@@ -53,6 +54,24 @@ def test_kill_9_mid_deploy_then_resume(project: Project, failpoint: str, serving
         result = load.stop()
     assert result.failed == 0, result.errors
     assert_converged(project, serving)
+
+
+@pytest.mark.parametrize("failpoint", ["before:destroy", "after:destroy"])
+def test_kill_9_on_the_failure_path_then_resume(project: Project, failpoint: str) -> None:
+    project.kiln("deploy")
+    project.set_version("v2")
+    project.edit_spec("env: {GREETING: hello}", "env: {GREETING: hello, FAIL_HEALTH: '1'}")
+    project.edit_spec("start_timeout: 15s", "start_timeout: 1s")
+    with Load(project.url, clients=20, max_seconds=90) as load:
+        killed = project.kiln("deploy", check=False, extra_env={"KILN_FAILPOINT": failpoint})
+        assert killed.returncode == -signal.SIGKILL
+        resumed = project.kiln("resume", check=False)
+        assert resumed.returncode == 1
+        assert "wait_healthy failed" in resumed.stderr
+        result = load.stop()
+    assert result.failed == 0, result.errors
+    assert_converged(project, "v1 hello")
+    assert [f["id"] for f in project.status()["fleets"]] == ["hello.dev.web.r1"]
 
 
 def test_external_kill_9_during_health_wait_then_deploy_resumes(project: Project) -> None:

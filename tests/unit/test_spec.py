@@ -78,10 +78,13 @@ def test_invalid_yaml_names_the_line() -> None:
         parse_spec("app: hello\nservices: [\n")
 
 
-def test_file_name_is_in_errors(tmp_path: Path) -> None:
+def test_file_name_is_in_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "kiln.yaml"
     path.write_text(EXAMPLE.replace("port: 8000", "port: x"))
     with pytest.raises(SpecError, match=rf"^{path}:6: services.web.port"):
+        load_spec(path)
+    monkeypatch.chdir(tmp_path)  # under the working directory: the short name
+    with pytest.raises(SpecError, match=r"^kiln.yaml:6: services.web.port"):
         load_spec(path)
 
 

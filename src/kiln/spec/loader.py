@@ -17,11 +17,20 @@ from kiln.spec.schema import Spec
 
 
 def load_spec(path: Path) -> Spec:
+    name = _display_name(path)
     try:
         text = path.read_text()
     except OSError as e:
-        raise SpecError(f"cannot read spec: {e.strerror}", file=str(path)) from e
-    return parse_spec(text, filename=str(path))
+        raise SpecError(f"cannot read spec: {e.strerror}", file=name) from e
+    return parse_spec(text, filename=name)
+
+
+def _display_name(path: Path) -> str:
+    """``kiln.yaml`` or ``deploy/kiln.yaml`` when under the working directory, else absolute."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
 
 
 def parse_spec(text: str, *, filename: str = "kiln.yaml") -> Spec:
