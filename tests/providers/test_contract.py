@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from kiln.errors import NotFound
+from kiln.model import ArtifactSource
 from kiln.providers import base
 from kiln.providers.base import Provider
 from kiln.providers.registry import get_provider, known_providers
@@ -75,15 +76,15 @@ def test_has_no_update_operation(provider: Provider) -> None:
 
 
 def test_bake_is_deterministic(provider: Provider, build_dir: Path) -> None:
-    digest = provider.bake("web", build_dir)
+    digest = provider.bake("web", ArtifactSource(build=build_dir))
     assert digest.startswith("sha256:")
-    assert provider.bake("web", build_dir) == digest
+    assert provider.bake("web", ArtifactSource(build=build_dir)) == digest
     assert provider.has_artifact(digest)
     assert not provider.has_artifact("sha256:" + "f" * 64)
 
 
 def test_launch_observe_destroy_round_trip(provider: Provider, build_dir: Path) -> None:
-    digest = provider.bake("web", build_dir)
+    digest = provider.bake("web", ArtifactSource(build=build_dir))
     fleet = make_fleet(digest)
     instances = provider.launch(fleet, make_spec(digest), {}, 2)
 
@@ -111,13 +112,13 @@ def test_launch_observe_destroy_round_trip(provider: Provider, build_dir: Path) 
 
 
 def test_launch_zero_is_nothing(provider: Provider, build_dir: Path) -> None:
-    digest = provider.bake("web", build_dir)
+    digest = provider.bake("web", ArtifactSource(build=build_dir))
     assert provider.launch(make_fleet(digest), make_spec(digest), {}, 0) == []
     assert provider.observe(ENV) == []
 
 
 def test_logs_of_instances(provider: Provider, build_dir: Path) -> None:
-    digest = provider.bake("web", build_dir)
+    digest = provider.bake("web", ArtifactSource(build=build_dir))
     [instance] = provider.launch(make_fleet(digest), make_spec(digest), {}, 1)
     wait_for(lambda: list(provider.logs(ENV, "web")))
     [line] = provider.logs(ENV, "web")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from kiln.errors import PermanentProviderError
-from kiln.model import FileChange, Instance, Secret
+from kiln.model import ArtifactSource, FileChange, Instance, Secret
 from kiln.providers.base import FILE_CHANGES, LOGS, READ_ONLY_ARTIFACT, VOLUMES, Provider
 from kiln.providers.local import LocalProvider, procfs
 
@@ -43,7 +43,7 @@ def _launch(
     command: tuple[str, ...] = (sys.executable, "server.py"),
     volumes: dict[str, str] | None = None,
 ) -> Instance:
-    digest = p.bake("web", build_dir)
+    digest = p.bake("web", ArtifactSource(build=build_dir))
     [instance] = p.launch(make_fleet(digest), make_spec(digest, command, volumes=volumes), {}, 1)
     return instance
 
@@ -73,7 +73,7 @@ def test_digest_ignores_order_mtime_and_skipped_dirs(local: LocalProvider, tmp_p
     os.utime(b / "x.txt", (1_000_000, 1_000_000))
     (b / "empty-dir").mkdir()
     _tree(b, {".git/HEAD": "ref", "sub/__pycache__/y.pyc": "c", ".kiln/db": "state"})
-    assert local.bake("web", a) == local.bake("web", b)
+    assert local.bake("web", ArtifactSource(build=a)) == local.bake("web", ArtifactSource(build=b))
 
 
 @pytest.mark.parametrize("mutation", ["content", "exec-bit", "new-file", "rename", "symlink"])
@@ -81,7 +81,7 @@ def test_digest_changes_with_content(local: LocalProvider, tmp_path: Path, mutat
     build = tmp_path / "b"
     _tree(build, {"run.sh": "echo hi\n", "lib/a.txt": "a"})
     os.symlink("lib/a.txt", build / "link")
-    before = local.bake("web", build)
+    before = local.bake("web", ArtifactSource(build=build))
     if mutation == "content":
         (build / "lib/a.txt").write_text("A")
     elif mutation == "exec-bit":
@@ -93,16 +93,16 @@ def test_digest_changes_with_content(local: LocalProvider, tmp_path: Path, mutat
     else:
         (build / "link").unlink()
         os.symlink("run.sh", build / "link")
-    assert local.bake("web", build) != before
+    assert local.bake("web", ArtifactSource(build=build)) != before
 
 
 def test_bake_is_idempotent_and_read_only(local: LocalProvider, tmp_path: Path) -> None:
     build = tmp_path / "b"
     _tree(build, {"app.py": "print(1)", "static/i.css": "body{}"})
     (build / "app.py").chmod(0o755)
-    digest = local.bake("web", build)
+    digest = local.bake("web", ArtifactSource(build=build))
     art = local.root / "artifacts" / digest.removeprefix("sha256:")
-    assert local.bake("web", build) == digest
+    assert local.bake("web", ArtifactSource(build=build)) == digest
     assert sorted(p.name for p in (local.root / "artifacts").iterdir()) == [
         art.name,
         f"{art.name}.json",  # the manifest; no leftover temp dirs
@@ -120,7 +120,7 @@ def test_bake_copies_symlinks_without_following(local: LocalProvider, tmp_path: 
     build = tmp_path / "b"
     _tree(build, {"a.txt": "a"})
     os.symlink("/etc/passwd", build / "outside")
-    digest = local.bake("web", build)
+    digest = local.bake("web", ArtifactSource(build=build))
     art = local.root / "artifacts" / digest.removeprefix("sha256:")
     assert os.readlink(art / "outside") == "/etc/passwd"
 
@@ -131,7 +131,7 @@ def test_bake_rejects_a_bad_build_dir(local: LocalProvider, tmp_path: Path, kind
     if kind == "file":
         path.write_text("")
     with pytest.raises(PermanentProviderError, match=str(path)):
-        local.bake("web", path)
+        local.bake("web", ArtifactSource(build=path))
 
 
 # -- launch and its environment -----------------------------------------------
@@ -163,7 +163,7 @@ def test_environment_is_clean_and_labelled(
 ) -> None:
     monkeypatch.setenv("KILN_TEST_LEAK", "x")
     monkeypatch.setenv("LANG", "C.UTF-8")
-    digest = local.bake("web", build_dir)
+    digest = local.bake("web", ArtifactSource(build=build_dir))
     fleet = make_fleet(digest, release=7)
     spec = make_spec(digest, env={"GREETING": "hi", "PORT": "1"}, volumes={"data-dir": "/data"})
     [instance] = local.launch(fleet, spec, {"DB_PASSWORD": Secret("db", "s3cret")}, 1)
@@ -368,7 +368,7 @@ def test_destroy_signals_the_whole_process_group(local: LocalProvider, build_dir
 
 
 def test_survives_the_parent_exiting(local: LocalProvider, build_dir: Path, tmp_path: Path) -> None:
-    digest = local.bake("web", build_dir)
+    digest = local.bake("web", ArtifactSource(build=build_dir))
     script = textwrap.dedent(
         f"""\
         from pathlib import Path

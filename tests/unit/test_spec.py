@@ -68,9 +68,56 @@ def test_errors_name_line_and_field(old: str, new: str, expected: str) -> None:
 
 
 def test_missing_field_points_at_its_parent() -> None:
-    text = EXAMPLE.replace('    command: ["python3", "server.py"]\n', "")
-    with pytest.raises(SpecError, match=r"^kiln.yaml:3: services.web.command: required"):
+    text = EXAMPLE.replace("app: hello\n", "")
+    with pytest.raises(SpecError, match=r"^kiln.yaml:1: app: required field is missing"):
         parse_spec(text)
+
+
+def test_a_service_needs_build_or_image_not_both() -> None:
+    with pytest.raises(SpecError, match=r"^kiln.yaml:3: services.web: needs exactly one of"):
+        parse_spec(
+            EXAMPLE.replace(
+                "    build: ./app                  # directory baked into an immutable artifact\n",
+                "",
+            )
+        )
+    with pytest.raises(SpecError, match=r"^kiln.yaml:3: services.web: needs exactly one of"):
+        parse_spec(EXAMPLE.replace("build: ./app", "build: ./app\n    image: busybox:1"))
+    image_only = EXAMPLE.replace("build: ./app", "image: hello@sha256:" + "a" * 64)
+    assert parse_spec(image_only).services["web"].image == "hello@sha256:" + "a" * 64
+
+
+def test_strict_pinning_refuses_tags() -> None:
+    tagged = EXAMPLE.replace("build: ./app", "image: hello:latest").replace(
+        "    provider: local", "    provider: docker\n    pin: strict"
+    )
+    with pytest.raises(
+        SpecError,
+        match=r"^kiln.yaml:4: services.web.image: environment dev "
+        r"has pin: strict; pin the image by digest \(hello@sha256:...\)",
+    ):
+        parse_spec(tagged)
+    pinned = tagged.replace("hello:latest", "hello@sha256:" + "b" * 64)
+    assert parse_spec(pinned).environments["dev"].pin == "strict"
+
+
+def test_container_settings() -> None:
+    spec = parse_spec(
+        EXAMPLE.replace(
+            "replicas: 3",
+            "replicas: 3\n    cap_add: [NET_BIND_SERVICE]\n    cpus: 0.5\n"
+            "    memory: 256m\n    network: host",
+        )
+    )
+    web = spec.services["web"]
+    assert (web.cap_add, web.cpus, web.memory, web.network) == (
+        ["NET_BIND_SERVICE"],
+        0.5,
+        "256m",
+        "host",
+    )
+    with pytest.raises(SpecError, match=r"services.web.memory"):
+        parse_spec(EXAMPLE.replace("replicas: 3", "replicas: 3\n    memory: lots"))
 
 
 def test_invalid_yaml_names_the_line() -> None:

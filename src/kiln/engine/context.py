@@ -47,11 +47,15 @@ class Context:
         return self.spec_path.parent
 
     def provider(self, env: str) -> Provider:
-        name = self.spec.environments[env].provider
-        if name not in self._providers:
-            ctx = ProviderContext(state_dir=self.state_dir, app=self.app, options={})
-            self._providers[name] = get_provider(name, ctx)
-        return self._providers[name]
+        """The provider of ``env``, connected (an unreachable engine fails here, first)."""
+        if env not in self._providers:
+            spec = self.spec.environments[env]
+            options: dict[str, object] = {"environ": self.environ}
+            if spec.docker is not None and spec.docker.host:
+                options["host"] = spec.docker.host
+            ctx = ProviderContext(state_dir=self.state_dir, app=self.app, options=options)
+            self._providers[env] = get_provider(spec.provider, ctx)
+        return self._providers[env]
 
     def router(self) -> RouterClient:
         """The router of this state directory, started if it is not running."""

@@ -8,8 +8,11 @@ from datetime import UTC, datetime
 from kiln.engine.context import Context
 from kiln.engine.secrets import resolve_secrets
 from kiln.engine.source import source_info
-from kiln.model import HealthCheck, Release, ServiceRelease, StrategyConfig
+from kiln.errors import SpecError
+from kiln.model import ArtifactSource, HealthCheck, Release, ServiceRelease, StrategyConfig
 from kiln.model.release import release_config_digest
+from kiln.providers.base import IMAGES
+from kiln.spec import ServiceSpec
 
 
 def build_release(ctx: Context, env: str, *, reason: str = "deploy") -> Release:
@@ -21,12 +24,17 @@ def build_release(ctx: Context, env: str, *, reason: str = "deploy") -> Release:
     for name in sorted(ctx.spec.services):
         svc = ctx.spec.service(env, name)
         secrets = resolve_secrets(svc.secrets, ctx.environ)
-        ctx.reporter.progress(f"baking {name} from {svc.build}")
-        artifact = provider.bake(name, (ctx.spec_dir / svc.build).resolve())
+        ctx.reporter.progress(f"baking {name} from {svc.build or svc.image}")
+        if svc.command is None and IMAGES not in provider.capabilities:
+            raise SpecError(
+                f"service {name} has no command, and provider "
+                f"{env_spec.provider} has no image to take one from"
+            )
+        artifact = provider.bake(name, _source(ctx, svc))
         services[name] = ServiceRelease(
             service=name,
             artifact=artifact,
-            command=tuple(svc.command),
+            command=tuple(svc.command or ()),
             port=svc.port,
             replicas=svc.replicas,
             env=dict(svc.env),
@@ -39,6 +47,11 @@ def build_release(ctx: Context, env: str, *, reason: str = "deploy") -> Release:
                 drain_timeout=svc.strategy.drain_timeout,
             ),
             route=env_spec.routes.get(name),
+            image=svc.image,
+            cap_add=tuple(svc.cap_add),
+            cpus=svc.cpus,
+            memory=svc.memory,
+            network=svc.network,
         )
     source = source_info(ctx.spec_dir)
     return Release(
@@ -81,7 +94,9 @@ def bake(ctx: Context, env: str, service: str | None = None) -> dict[str, str]:
         known = ", ".join(sorted(ctx.spec.services))
         raise NotFound(f"unknown service {service!r} (services: {known})")
     provider = ctx.provider(env)
-    return {
-        n: provider.bake(n, (ctx.spec_dir / ctx.spec.service(env, n).build).resolve())
-        for n in names
-    }
+    return {n: provider.bake(n, _source(ctx, ctx.spec.service(env, n))) for n in names}
+
+
+def _source(ctx: Context, svc: ServiceSpec) -> ArtifactSource:
+    build = (ctx.spec_dir / svc.build).resolve() if svc.build is not None else None
+    return ArtifactSource(build=build, dockerfile=svc.dockerfile, image=svc.image)

@@ -10,12 +10,19 @@ from kiln.model.digest import canonical_digest, sha256_hex
 from kiln.model.event import Event
 from kiln.model.fleet import Fleet, FleetState, Instance
 from kiln.model.lock import LockHolder
-from kiln.model.release import HealthCheck, Release, ServiceRelease, StrategyConfig
+from kiln.model.release import (
+    ArtifactSource,
+    HealthCheck,
+    Release,
+    ServiceRelease,
+    StrategyConfig,
+)
 from kiln.model.route import FleetMetrics, FleetRoute, Route, RouterMetrics, RouteTable
 from kiln.model.secret import Secret
 from kiln.model.steps import Destroy, Launch, Retain, Retire, SetRoutes, Step, WaitHealthy
 
 __all__ = [
+    "ArtifactSource",
     "Deployment",
     "DeploymentStatus",
     "Destroy",

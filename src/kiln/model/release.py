@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from kiln.model.digest import canonical_digest
+
+
+@dataclass(frozen=True)
+class ArtifactSource:
+    """What a service's artifact is baked from: a build directory or a prebuilt image."""
+
+    build: Path | None = None  # local: the directory itself; docker: the build context
+    dockerfile: str | None = None  # relative to ``build``
+    image: str | None = None  # a prebuilt image reference (name:tag or name@sha256:...)
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,12 @@ class ServiceRelease:
     volumes: dict[str, str]
     strategy: StrategyConfig
     route: str | None = None
+    # Container settings (ignored by providers that run processes).
+    image: str | None = None  # the human-readable reference the artifact was resolved from
+    cap_add: tuple[str, ...] = ()
+    cpus: float | None = None
+    memory: str | None = None  # e.g. "256m"
+    network: str = "published"  # "published" on 127.0.0.1, or "host"
 
     def config_digest(self) -> str:
         """Digest of everything but the artifact: env, secret versions, command, ..."""
@@ -52,6 +68,7 @@ class ServiceRelease:
 
         data = to_json(self)
         data.pop("artifact")
+        data.pop("image")  # a label for humans; the artifact digest is what runs
         return canonical_digest(data)
 
 

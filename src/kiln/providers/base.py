@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from kiln.model import FileChange, Fleet, Instance, Secret, ServiceRelease
+from kiln.model import ArtifactSource, FileChange, Fleet, Instance, Secret, ServiceRelease
 
 # Capability names a provider may declare.
 READ_ONLY_ARTIFACT = "read-only-artifact"  # instances cannot write to their artifact
 FILE_CHANGES = "file-changes"  # changes() reports in-instance filesystem drift
 VOLUMES = "volumes"  # declared volumes persist across replacements
 LOGS = "logs"
+IMAGES = "images"  # runs prebuilt images, whose own command is the default
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,9 @@ class ProviderContext:
 
     state_dir: Path
     app: str
-    options: Mapping[str, object]  # the environment's provider options from the spec
+    # The environment's provider options from the spec, e.g. {"host": "unix:///..."}
+    # for docker; and "environ": the kiln command's environment (DOCKER_HOST, ...).
+    options: Mapping[str, object]
 
 
 @runtime_checkable
@@ -34,11 +37,13 @@ class Provider(Protocol):
     name: str
     capabilities: frozenset[str]
 
-    def bake(self, service: str, build_dir: Path) -> str:
-        """Snapshot ``build_dir`` into an immutable artifact; return its digest.
+    def bake(self, service: str, source: ArtifactSource) -> str:
+        """Turn ``source`` into an immutable artifact; return its content digest.
 
         The same content gives the same digest whatever the mtimes or file
-        order; baking existing content again is cheap and returns the same digest.
+        order; baking existing content again is cheap and returns the same
+        digest. A source the provider cannot run (a prebuilt image for a
+        process provider) is a ``PermanentProviderError`` naming the service.
         """
         ...
 

@@ -69,8 +69,17 @@ def _check_references(spec: Spec, tree: CommentedMap, filename: str) -> None:
                 )
             listeners[listen] = loc
     for name in spec.services:
-        for env_name in spec.environments:
+        for env_name, env in spec.environments.items():
             svc = spec.service(env_name, name)
+            if env.pin == "strict" and svc.image is not None and "@sha256:" not in svc.image:
+                where = ("services", name, "image")
+                raise SpecError(
+                    f"environment {env_name} has pin: strict; pin the image by digest "
+                    f"({_repository(svc.image)}@sha256:...), not a tag",
+                    file=filename,
+                    line=_line(tree, where),
+                    field=_dotted(where),
+                )
             clash = sorted(set(svc.secrets) & set(svc.env))
             if clash:
                 where = ("services", name, "secrets")
@@ -92,6 +101,13 @@ def _check_references(spec: Spec, tree: CommentedMap, filename: str) -> None:
                         line=_line(tree, loc),
                         field=_dotted(loc),
                     )
+
+
+def _repository(ref: str) -> str:
+    """``registry:5000/team/app:1.2`` -> ``registry:5000/team/app``."""
+    name = ref.split("@", 1)[0]
+    head, sep, tag = name.rpartition(":")
+    return head if sep and "/" not in tag else name
 
 
 def _plain(node: Any) -> Any:

@@ -12,6 +12,7 @@ from pydantic import (
     Field,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 from kiln.errors import NotFound, SpecError
@@ -77,9 +78,20 @@ class StrategySpec(_Strict):
     drain_timeout: Duration = 30.0
 
 
+MEMORY = r"^\d+(\.\d+)?[bkmg]?$"
+
+
 class ServiceSpec(_Strict):
-    build: str = Field(min_length=1, description="directory baked into an immutable artifact")
-    command: list[str] = Field(min_length=1)
+    build: str | None = Field(
+        None, min_length=1, description="directory baked into an immutable artifact"
+    )
+    dockerfile: str | None = Field(None, min_length=1, description="relative to build")
+    image: str | None = Field(
+        None,
+        min_length=1,
+        description="prebuilt image: name:tag (resolved once) or name@sha256:...",
+    )
+    command: list[str] | None = Field(None, min_length=1, description="default: the image's")
     port: int = Field(8000, ge=1, le=65535)
     replicas: int = Field(1, ge=1, le=1000)
     env: dict[str, EnvValue] = Field(default_factory=dict)
@@ -89,8 +101,20 @@ class ServiceSpec(_Strict):
         Field(default_factory=dict)
     )
     strategy: StrategySpec = Field(default_factory=StrategySpec)
+    cap_add: list[Annotated[str, Field(pattern=r"^[A-Z_]+$")]] = Field(default_factory=list)
+    cpus: float | None = Field(None, gt=0)
+    memory: str | None = Field(None, pattern=MEMORY, description="e.g. 256m, 1g")
+    network: Literal["published", "host"] = "published"
 
     _env_names = field_validator("env")(_check_env_names)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ServiceSpec:
+        if (self.build is None) == (self.image is None):
+            raise ValueError("needs exactly one of build (a directory) or image")
+        if self.dockerfile is not None and self.build is None:
+            raise ValueError("dockerfile needs build (the Dockerfile's context)")
+        return self
 
     @field_validator("secrets")
     @classmethod
@@ -113,8 +137,16 @@ class ServiceOverride(_Strict):
     _env_names = field_validator("env")(_check_env_names)
 
 
+class DockerSpec(_Strict):
+    host: str | None = Field(None, description="engine address; default $DOCKER_HOST or the socket")
+
+
 class EnvironmentSpec(_Strict):
     provider: str = "local"
+    pin: Literal["resolve", "strict"] = Field(
+        "resolve", description="strict: images must be pinned by digest (name@sha256:...)"
+    )
+    docker: DockerSpec | None = None
     routes: dict[str, Annotated[str, Field(pattern=r"^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")]] = Field(
         default_factory=dict, description="service -> host:port the router serves it on"
     )

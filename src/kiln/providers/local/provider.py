@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kiln.errors import NotFound, PermanentProviderError
-from kiln.model import FileChange, Fleet, Instance, Secret, ServiceRelease
+from kiln.model import ArtifactSource, FileChange, Fleet, Instance, Secret, ServiceRelease
 from kiln.providers.base import (
     FILE_CHANGES,
     LOGS,
@@ -93,8 +93,13 @@ class LocalProvider:
 
     # -- artifacts -----------------------------------------------------------
 
-    def bake(self, service: str, build_dir: Path) -> str:
-        return artifacts.snapshot(build_dir, self._artifacts, exclude=self.root)
+    def bake(self, service: str, source: ArtifactSource) -> str:
+        if source.build is None:
+            raise PermanentProviderError(
+                f"service {service}: the local provider runs a build directory, not an "
+                f"image ({source.image}); use provider: docker for images"
+            )
+        return artifacts.snapshot(source.build, self._artifacts, exclude=self.root)
 
     def has_artifact(self, digest: str) -> bool:
         return artifacts.has_artifact(self._artifacts, digest)
