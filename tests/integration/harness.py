@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "hello"
+# The same app for the docker provider, in busybox's shell (no Python in the image).
+BUSYBOX_APP = Path(__file__).parent / "apps" / "hello-busybox"
+PROVIDERS = ("local", "docker")
 KILN = str(Path(sys.executable).parent / "kiln")
 SECRET = "s3cr3t-value-that-must-never-leak"
 
@@ -27,11 +30,14 @@ def free_port() -> int:
 
 @dataclass
 class Project:
-    """A copy of examples/hello with fast health checks, its own state dir and route port."""
+    """A copy of the hello app with fast health checks, its own state dir and route port."""
 
     root: Path
     state: Path
     port: int
+    provider: str
+    # A spec edit whose instances crash at start, and the text their log then shows.
+    crash_edit: tuple[str, str, str]
     env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -83,6 +89,13 @@ class Project:
         assert old in text, old
         spec.write_text(text.replace(old, new, 1))
 
+    def instances(self, fleet: str) -> int:
+        """Instances of ``fleet`` the provider sees (via status, which any engine supports)."""
+        st = self.status()
+        return sum(len(f["instances"]) for f in st["fleets"] if f["id"] == fleet) + sum(
+            1 for i in st["strays"] if i["fleet"] == fleet
+        )
+
     def get(self, path: str = "/", timeout: float = 5) -> str:
         with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
             return str(r.read().decode())
@@ -91,9 +104,15 @@ class Project:
         return {self.get().splitlines()[0] for _ in range(n)}
 
 
-def make_project(tmp: Path) -> Project:
+def make_project(tmp: Path, provider: str = "local") -> Project:
     root = tmp / "hello"
-    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".kiln"))
+    if provider == "docker":
+        shutil.copytree(BUSYBOX_APP, root)
+        shutil.copy2("/usr/bin/busybox", root / "app" / "busybox")
+        crash = ("port: 8000", 'port: 8000\n    command: ["/bin/nope.sh"]', "nope.sh")
+    else:
+        shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns(".kiln"))
+        crash = ('command: ["python3", "server.py"]', 'command: ["python3", "nope.py"]', "nope.py")
     port = free_port()
     spec = (root / "kiln.yaml").read_text()
     spec = spec.replace(
@@ -104,7 +123,9 @@ def make_project(tmp: Path) -> Project:
     (root / "kiln.yaml").write_text(spec)
     env = {k: v for k, v in os.environ.items() if not k.startswith("KILN_")}
     env.update(API_TOKEN=SECRET, KILN_STATE=str(tmp / "state"), NO_COLOR="1", COLUMNS="200")
-    return Project(root=root, state=tmp / "state", port=port, env=env)
+    return Project(
+        root=root, state=tmp / "state", port=port, provider=provider, crash_edit=crash, env=env
+    )
 
 
 def wait_for(predicate: Any, timeout: float = 20, what: str = "condition") -> None:

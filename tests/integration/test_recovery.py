@@ -80,10 +80,7 @@ def test_external_kill_9_during_health_wait_then_deploy_resumes(project: Project
     project.edit_spec("env: {GREETING: hello}", "env: {GREETING: hello, STARTUP_DELAY: '2'}")
     with Load(project.url, clients=20, max_seconds=90) as load:
         proc = project.popen("deploy")
-        wait_for(
-            lambda: len(list((project.state / "instances" / "dev").glob("*.r2.*.json"))) == 3,
-            what="v2 instances launched",
-        )
+        wait_for(lambda: project.instances("hello.dev.web.r2") == 3, what="v2 instances")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         # The next deploy finds the interrupted one, finishes it, then has nothing to do.
@@ -117,10 +114,7 @@ def test_interrupted_deploy_rolls_back_at_once(project: Project, sig: signal.Sig
     project.edit_spec("env: {GREETING: hello}", "env: {GREETING: hello, STARTUP_DELAY: '5'}")
     with Load(project.url, clients=20, max_seconds=90) as load:
         proc = project.popen("deploy")
-        wait_for(
-            lambda: len(list((project.state / "instances" / "dev").glob("*.r2.*.json"))) == 3,
-            what="v2 instances launched",
-        )
+        wait_for(lambda: project.instances("hello.dev.web.r2") == 3, what="v2 instances")
         proc.send_signal(sig)
         assert proc.wait(timeout=30) == 130
         result = load.stop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from types import TracebackType
@@ -20,6 +21,8 @@ from kiln.model import LockHolder
 # Longer than the store's busy timeout (30 s), so one slow renewal never loses the lease;
 # a holder that died on this host is taken over at once, whatever the lease says.
 LEASE_SECONDS = 60.0
+# How long a deploy waits for a read-only command's tidy-up to let go of the lock.
+HOUSEKEEPING_WAIT = 30.0
 
 
 def _pid_alive(pid: int) -> bool:
@@ -48,6 +51,30 @@ class EnvLock:
         self._thread: threading.Thread | None = None
 
     def acquire(self) -> None:
+        """Take the lock, or raise LockHeld naming the holder.
+
+        Housekeeping (the tidy-up any read-only command does in passing) holds the
+        lock only briefly, so a deploy waits for it rather than failing.
+        """
+        deadline = time.monotonic() + HOUSEKEEPING_WAIT
+        while True:
+            try:
+                self._take()
+                break
+            except LockHeld:
+                current = self.ctx.store.lock_holder(self.ctx.app, self.env)
+                brief = current is not None and current[0].command == "housekeeping"
+                if (
+                    not brief
+                    or self.holder.command == "housekeeping"
+                    or (time.monotonic() > deadline)
+                ):
+                    raise
+                time.sleep(0.1)
+        self._thread = threading.Thread(target=self._renew, name="kiln-lock", daemon=True)
+        self._thread.start()
+
+    def _take(self) -> None:
         store, app = self.ctx.store, self.ctx.app
         current = store.lock_holder(app, self.env)
         if current is not None:
@@ -61,14 +88,12 @@ class EnvLock:
             current = store.lock_holder(app, self.env)
             if current is None:  # released between our two reads
                 store.acquire_lock(app, self.env, self.holder, LEASE_SECONDS)
-            else:
-                held, _ = current
-                if held.host != self.holder.host or _pid_alive(held.pid):
-                    raise
-                store.acquire_lock(app, self.env, self.holder, LEASE_SECONDS, steal_from=held.id)
-                self.ctx.event("lock.taken_over", self.env, f"holder {held.describe()} is gone")
-        self._thread = threading.Thread(target=self._renew, name="kiln-lock", daemon=True)
-        self._thread.start()
+                return
+            held, _ = current
+            if held.host != self.holder.host or _pid_alive(held.pid):
+                raise
+            store.acquire_lock(app, self.env, self.holder, LEASE_SECONDS, steal_from=held.id)
+            self.ctx.event("lock.taken_over", self.env, f"holder {held.describe()} is gone")
 
     def try_acquire(self) -> bool:
         try:

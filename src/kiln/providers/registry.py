@@ -15,6 +15,7 @@ from kiln.errors import NotFound, PermanentProviderError
 from kiln.providers.base import Provider, ProviderContext
 
 _PROVIDERS: dict[str, str] = {
+    "docker": "kiln.providers.docker:DockerProvider",
     "local": "kiln.providers.local:LocalProvider",
 }
 

@@ -20,24 +20,25 @@ import hashlib
 import json
 import os
 import re
-import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from kiln.errors import NotFound, PermanentProviderError
-from kiln.model import FileChange, canonical_digest
+from kiln.model import FileChange
 from kiln.providers.local.fsutil import atomic_write_json, force_rmtree, translate
+from kiln.providers.tree_digest import CHUNK as _CHUNK
+from kiln.providers.tree_digest import Manifest, manifest_digest
+from kiln.providers.tree_digest import check_name as _check_name
+from kiln.providers.tree_digest import file_entry as _file_entry
+from kiln.providers.tree_digest import link_entry as _link_entry
+from kiln.providers.tree_digest import scan as scan  # re-exported: provider.changes uses it
+from kiln.providers.tree_digest import walk as _walk
 
 # Never part of an artifact: kiln's own state, bytecode caches, version control.
 SKIP_DIRS = frozenset({".kiln", "__pycache__", ".git"})
 
 _DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
-_CHUNK = 1 << 20
-
-Entry = dict[str, Any]  # {"type": "file", "exec": bool, "sha256": hex} | {"type": "symlink", ...}
-Manifest = dict[str, Entry]
 
 
 def digest_hex(digest: str) -> str:
@@ -46,10 +47,6 @@ def digest_hex(digest: str) -> str:
     if m is None:
         raise NotFound(f"not a local artifact digest: {digest!r}")
     return m.group(1)
-
-
-def manifest_digest(manifest: Manifest) -> str:
-    return canonical_digest([[path, manifest[path]] for path in sorted(manifest)])
 
 
 def has_artifact(artifacts_dir: Path, digest: str) -> bool:
@@ -69,54 +66,6 @@ def load_manifest(artifacts_dir: Path, digest: str) -> Manifest:
     except OSError as exc:
         raise translate(exc, "cannot read artifact manifest") from exc
     return data
-
-
-def _walk(root: Path, skip: Callable[[str, str], bool]) -> Iterator[tuple[str, os.DirEntry[str]]]:
-    """(relative path, entry) of every regular file and symlink under ``root``."""
-    stack = [""]
-    while stack:
-        rel = stack.pop()
-        with os.scandir(root / rel if rel else root) as it:
-            for e in it:
-                path = f"{rel}/{e.name}" if rel else e.name
-                if e.is_symlink() or e.is_file(follow_symlinks=False):
-                    yield path, e
-                elif e.is_dir(follow_symlinks=False) and not skip(path, e.name):
-                    stack.append(path)
-                # Sockets, fifos and devices are not content: they are left out.
-
-
-def _check_name(path: str, what: str = "file name") -> None:
-    # Digests are computed over UTF-8 JSON; a name that is not UTF-8 has no
-    # canonical encoding, so refuse it rather than guess one.
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise PermanentProviderError(f"{what} is not valid UTF-8: {path!r}") from exc
-
-
-def _file_entry(sha256: str, mode: int) -> Entry:
-    return {"type": "file", "exec": bool(mode & stat.S_IXUSR), "sha256": sha256}
-
-
-def _link_entry(target: str) -> Entry:
-    return {"type": "symlink", "target": target}
-
-
-def scan(root: Path, skip: Callable[[str, str], bool] = lambda p, n: False) -> Manifest:
-    """The manifest of a tree as it is now (used for ``changes()``)."""
-    manifest: Manifest = {}
-    for path, e in _walk(root, skip):
-        if e.is_symlink():
-            manifest[path] = _link_entry(os.readlink(e.path))
-            continue
-        h = hashlib.sha256()
-        with open(e.path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-            mode = os.fstat(f.fileno()).st_mode
-        manifest[path] = _file_entry(h.hexdigest(), mode)
-    return manifest
 
 
 def diff(manifest: Manifest, current: Manifest) -> list[FileChange]:
