@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kiln.testing.load import Load
-from tests.integration.harness import Project
+from tests.integration.harness import Project, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -22,6 +22,8 @@ def test_deploy_v1_then_v2_under_load_fails_no_request(project: Project) -> None
     project.set_version("v2")
     with Load(project.url, clients=24, max_seconds=90) as load:
         project.kiln("deploy", "-m", "ship v2")
+        after = load.snapshot().ok  # let traffic run on past the switch
+        wait_for(lambda: load.snapshot().ok >= after + 100, what="traffic after the deploy")
         result = load.stop()
     assert result.failed == 0, result.errors
     assert result.ok > 100

@@ -137,7 +137,11 @@ class DockerProvider:
                 try:
                     created = self._api.create_container(
                         image=spec.artifact,  # the ID, never a tag
-                        command=list(spec.command) or None,  # empty: the image's CMD
+                        # `command` is the whole argv, as for every provider (and as
+                        # Kubernetes' command): it replaces ENTRYPOINT and CMD both.
+                        # Empty: the image's own ENTRYPOINT/CMD.
+                        entrypoint=list(spec.command[:1]) or None,
+                        command=list(spec.command[1:]) if spec.command else None,
                         name=iid,
                         labels=c.instance_labels(
                             state=self.state_id, fleet=fleet, spec=spec, iid=iid, port=port
