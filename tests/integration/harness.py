@@ -128,7 +128,7 @@ def make_project(tmp: Path, provider: str = "local") -> Project:
     )
 
 
-def wait_for(predicate: Any, timeout: float = 20, what: str = "condition") -> None:
+def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

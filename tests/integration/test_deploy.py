@@ -137,12 +137,10 @@ def test_volume_data_survives_replacement_and_artifact_is_read_only(project: Pro
 def test_concurrent_deploy_is_refused_naming_the_holder(project: Project) -> None:
     project.kiln("deploy")
     project.set_version("v2")
-    project.edit_spec("env: {GREETING: hello}", "env: {GREETING: hello, STARTUP_DELAY: '3'}")
+    project.edit_spec("env: {GREETING: hello}", "env: {GREETING: hello, STARTUP_DELAY: '8'}")
     first = project.popen("deploy")
     try:
-        import time
-
-        time.sleep(1.5)  # let the first take the lock and start launching
+        wait_for(lambda: project.status()["running_deployment"] is not None, what="the 1st")
         second = project.kiln("deploy", check=False)
         assert second.returncode == 1
         assert "locked by another deployment" in second.stderr

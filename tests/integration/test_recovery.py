@@ -77,7 +77,7 @@ def test_kill_9_on_the_failure_path_then_resume(project: Project, failpoint: str
 def test_external_kill_9_during_health_wait_then_deploy_resumes(project: Project) -> None:
     project.kiln("deploy")
     project.set_version("v2")
-    project.edit_spec("env: {GREETING: hello}", "env: {GREETING: hello, STARTUP_DELAY: '2'}")
+    project.edit_spec("env: {GREETING: hello}", "env: {GREETING: hello, STARTUP_DELAY: '5'}")
     with Load(project.url, clients=20, max_seconds=90) as load:
         proc = project.popen("deploy")
         wait_for(lambda: project.instances("hello.dev.web.r2") == 3, what="v2 instances")
@@ -111,7 +111,7 @@ def test_instances_and_router_outlive_the_kiln_command(project: Project) -> None
 def test_interrupted_deploy_rolls_back_at_once(project: Project, sig: signal.Signals) -> None:
     project.kiln("deploy")
     project.set_version("v2")
-    project.edit_spec("env: {GREETING: hello}", "env: {GREETING: hello, STARTUP_DELAY: '5'}")
+    project.edit_spec("env: {GREETING: hello}", "env: {GREETING: hello, STARTUP_DELAY: '10'}")
     with Load(project.url, clients=20, max_seconds=90) as load:
         proc = project.popen("deploy")
         wait_for(lambda: project.instances("hello.dev.web.r2") == 3, what="v2 instances")
