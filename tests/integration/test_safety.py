@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import SECRET, Project
+from tests.integration.harness import SECRET, Project, make_project
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +106,20 @@ def test_plan_shows_the_diff_without_changing_anything(project: Project) -> None
     assert "switch routes" in out
     assert project.status()["current_release"]["number"] == 1
     assert project.serving() == {"v1 hello"}
+
+
+def test_unreachable_engine_is_one_line_naming_it_and_changes_nothing(tmp_path: Path) -> None:
+    project = make_project(tmp_path, "docker")  # needs no engine: that is the point
+    project.edit_spec(
+        "    provider: docker",
+        "    provider: docker\n    docker: {host: unix:///nonexistent/docker.sock}",
+    )
+    for command in ("deploy", "status", "plan"):
+        proc = project.kiln(command, check=False)
+        assert proc.returncode == 1, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert lines[0].startswith(
+            "error: cannot reach the Docker engine at unix:///nonexistent/docker.sock"
+        )
+    assert json.loads(project.kiln("history", "--json").stdout) == []
