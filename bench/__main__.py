@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from bench import deploy, router
+from bench import deploy, docker, router
 from bench.common import Result, table
 
 
 def main() -> int:
     results: list[Result] = []
-    for suite in (deploy, router):
+    for suite in (deploy, docker, router):
         print(f"running {suite.__name__} …", file=sys.stderr, flush=True)
         results += suite.run()
     print(table(results))

@@ -48,17 +48,16 @@ TAG = "kiln-bench/hello"
 SERVICE = "kiln-bench-web"
 LABEL = "kiln-bench=docker"  # on every container and service this suite starts itself
 TIMEOUT = 180.0  # any one command or wait
-# The service's health check: kiln's settings (interval 0.05s, healthy after 1).
+# The service's health check, as kiln's: a probe every 0.05s (1s timeout), healthy at
+# the first 200, failures ignored for the first 30s (start_timeout). Afterwards 3
+# failures in a row make a task unhealthy, so a slow probe on a busy host does not.
 HEALTH = [
-    "--health-cmd",
-    "wget -q -O /dev/null http://127.0.0.1:8000/healthz",
-    "--health-interval",
-    "50ms",
-    "--health-timeout",
-    "1s",
-    "--health-retries",
-    "1",
-]
+    "--health-cmd", "wget -q -O /dev/null http://127.0.0.1:8000/healthz",
+    "--health-interval", "50ms",
+    "--health-timeout", "1s",
+    "--health-start-period", "30s",
+    "--health-retries", "3",
+]  # fmt: skip
 FAST = ["--update-parallelism", "10", "--update-order", "start-first", "--update-monitor", "1s"]
 
 
@@ -297,8 +296,7 @@ def run() -> list[Result]:
                 timeout=TIMEOUT,
             )
             stop_router(Path(tmp) / "state")
-    defaults_s, fast_s = swarm(v1, v2)
-    return [
+    rows = [
         Result(
             "docker",
             f"blue-green of {REPLICAS} containers (kiln deploy)",
@@ -306,7 +304,15 @@ def run() -> list[Result]:
             "s",
             f"docker run {REPLICAS} in parallel, first 200 each",
             floor_s,
-        ),
+        )
+    ]
+    try:
+        defaults_s, fast_s = swarm(v1, v2)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        print(f"docker suite: swarm baselines skipped: {exc}", file=sys.stderr)
+        return rows
+    return [
+        *rows,
         Result(
             "docker",
             f"blue-green of {REPLICAS} containers (kiln deploy)",
