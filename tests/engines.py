@@ -3,7 +3,9 @@ developer machine, and fails where ``KILN_REQUIRE_DOCKER=1`` (CI) requires it.""
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,3 +32,8 @@ def docker_or_skip() -> Any:
 
 def require_docker() -> None:
     docker_or_skip().close()
+
+
+def state_label(state: Path) -> str:
+    """The ``kiln.state`` value the docker provider gives a state dir."""
+    return hashlib.sha256(str(state.resolve()).encode()).hexdigest()[:12]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kiln.router.process import stop_router
-from tests.engines import require_docker
+from tests.engines import docker_or_skip, require_docker, state_label
 from tests.integration.harness import PROVIDERS, Project, make_project
 
 
@@ -19,5 +19,17 @@ def project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]
         require_docker()
     p = make_project(tmp_path, request.param)
     yield p
-    p.kiln("down", "--volumes", check=False, timeout=60)
+    for proc in p.started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    p.kiln("down", "--volumes", check=False, timeout=120)
     stop_router(p.state)
+    if request.param == "docker":  # a safety net in case `kiln down` itself failed
+        client = docker_or_skip()
+        label = f"kiln.state={state_label(p.state)}"
+        for container in client.containers.list(all=True, filters={"label": label}):
+            container.remove(force=True)
+        for volume in client.volumes.list(filters={"label": label}):
+            volume.remove(force=True)
+        client.close()

@@ -39,6 +39,7 @@ class Project:
     # A spec edit whose instances crash at start, and the text their log then shows.
     crash_edit: tuple[str, str, str]
     env: dict[str, str] = field(default_factory=dict)
+    started: list[subprocess.Popen[str]] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -67,6 +68,11 @@ class Project:
         return proc
 
     def popen(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        proc = self._popen(*args, extra_env=extra_env)
+        self.started.append(proc)  # killed at teardown if a failing test left it running
+        return proc
+
+    def _popen(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [KILN, *args],
             cwd=self.root,

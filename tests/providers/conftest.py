@@ -10,7 +10,6 @@ is found again by label at teardown: containers and volumes by the state dir's
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import secrets
 import shutil
@@ -27,7 +26,7 @@ import pytest
 from kiln.model import Fleet, FleetState, HealthCheck, ServiceRelease, StrategyConfig
 from kiln.providers.base import Provider, ProviderContext
 from kiln.providers.registry import get_provider
-from tests.engines import docker_or_skip
+from tests.engines import docker_or_skip, state_label
 
 APP = "shop"
 ENV = "prod"
@@ -164,11 +163,6 @@ LABEL {label}={token}
 CMD ["/bin/sh", "-c", "echo listening on $PORT; exec httpd -f -p $PORT -h /www"]
 """
 CGI_ENV = '#!/bin/sh\necho "Content-Type: text/plain"\necho\nenv\n'
-
-
-def state_label(state: Path) -> str:
-    """The ``kiln.state`` value the docker provider gives a state dir."""
-    return hashlib.sha256(str(state.resolve()).encode()).hexdigest()[:12]
 
 
 @pytest.fixture(scope="session")
