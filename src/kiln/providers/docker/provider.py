@@ -22,6 +22,7 @@ import secrets as random
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 from kiln.errors import NotFound, PermanentProviderError
@@ -92,15 +93,22 @@ class DockerProvider:
             )
         c.check_network(spec)  # before anything is created
         volumes = self._ensure_volumes(fleet.env, spec.volumes)
-        launched: list[Instance] = []
-        try:
-            for _ in range(count):
-                launched.append(self._launch_one(fleet, spec, secrets, volumes))
-        except Exception:
+        # In parallel, as `docker run` of a fleet would be: creating and starting a
+        # container is mostly waiting on the engine. Host networking stays serial:
+        # each instance picks a free host port, and two picks must not collide.
+        workers = 1 if spec.network == "host" else min(count, 8)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kiln-launch") as pool:
+            futures = [
+                pool.submit(self._launch_one, fleet, spec, secrets, volumes) for _ in range(count)
+            ]
+            wait(futures)
+        launched = [f.result() for f in futures if f.exception() is None]
+        failed = next((f.exception() for f in futures if f.exception() is not None), None)
+        if failed is not None:
             # All or nothing: a failed launch leaves no half-fleet behind.
             for instance in launched:
                 self.destroy(instance, grace=1.0)
-            raise
+            raise failed
         return launched
 
     def _ensure_volumes(self, env: str, declared: Mapping[str, str]) -> dict[str, str]:
