@@ -141,7 +141,6 @@ def test_launch_serves_on_its_port(local: LocalProvider, build_dir: Path) -> Non
     instance = _launch(local, build_dir)
     host, _, port = instance.address.partition(":")
     assert host == "127.0.0.1"
-    assert procfs.read_environ(_pid(instance))["PORT"] == port  # type: ignore[index]
 
     def body() -> bytes | None:
         try:
@@ -152,6 +151,8 @@ def test_launch_serves_on_its_port(local: LocalProvider, build_dir: Path) -> Non
 
     wait_for(body)
     assert body() == b"ok"
+    # Only once it serves: until its exec, a fresh process shows its parent's environ.
+    assert procfs.read_environ(_pid(instance))["PORT"] == port  # type: ignore[index]
     rec = json.loads((local.root / "instances" / ENV / f"{instance.id}.json").read_text())
     assert rec["pid"] == _pid(instance)
     assert f"{rec['pid']}:{rec['start_time']}" == instance.ref

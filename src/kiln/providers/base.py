@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from kiln.errors import PermanentProviderError
 from kiln.model import ArtifactSource, FileChange, Fleet, Instance, Secret, ServiceRelease
 
 # Capability names a provider may declare.
@@ -30,6 +31,14 @@ class ProviderContext:
     # The environment's provider options from the spec, e.g. {"host": "unix:///..."}
     # for docker; and "environ": the kiln command's environment (DOCKER_HOST, ...).
     options: Mapping[str, object]
+
+
+def check_launch(app: str, fleet: Fleet, count: int) -> None:
+    """The argument checks every provider's ``launch`` starts with."""
+    if fleet.app != app:
+        raise PermanentProviderError(f"fleet {fleet.id} is not of app {app!r}")
+    if count < 0:
+        raise PermanentProviderError(f"cannot launch {count} instances")
 
 
 @runtime_checkable

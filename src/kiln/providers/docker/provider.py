@@ -34,6 +34,7 @@ from kiln.providers.base import (
     READ_ONLY_ARTIFACT,
     VOLUMES,
     ProviderContext,
+    check_launch,
 )
 from kiln.providers.docker import containers as c
 from kiln.providers.docker import images
@@ -80,10 +81,7 @@ class DockerProvider:
         secrets: Mapping[str, Secret],
         count: int,
     ) -> list[Instance]:
-        if fleet.app != self.ctx.app:
-            raise PermanentProviderError(f"fleet {fleet.id} is not of app {self.ctx.app!r}")
-        if count < 0:
-            raise PermanentProviderError(f"cannot launch {count} instances")
+        check_launch(self.ctx.app, fleet, count)
         c.checked_name(fleet.id, "fleet id")
         if count == 0:
             return []

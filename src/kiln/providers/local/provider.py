@@ -35,6 +35,7 @@ from kiln.providers.base import (
     READ_ONLY_ARTIFACT,
     VOLUMES,
     ProviderContext,
+    check_launch,
 )
 from kiln.providers.local import artifacts, discovery, logs, process, procfs, records
 from kiln.providers.local.environment import build_env, free_port
@@ -113,10 +114,7 @@ class LocalProvider:
         secrets: Mapping[str, Secret],
         count: int,
     ) -> list[Instance]:
-        if fleet.app != self.ctx.app:
-            raise PermanentProviderError(f"fleet {fleet.id} is not of app {self.ctx.app!r}")
-        if count < 0:
-            raise PermanentProviderError(f"cannot launch {count} instances")
+        check_launch(self.ctx.app, fleet, count)
         if not spec.command:
             raise PermanentProviderError(f"service {spec.service!r} has no command")
         safe_component(fleet.id, "fleet id")
