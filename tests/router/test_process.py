@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -11,19 +10,9 @@ import pytest
 
 from kiln.errors import RouterError
 from kiln.router import RouterClient, ensure_router, stop_router
+from tests.router.http_get import get
 
 from .conftest import Backend, free_addr, route, table, wait_for
-
-
-def _get(listen: str, path: str = "/") -> tuple[int, bytes]:
-    host, port = listen.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
 
 
 def test_concurrent_ensure_router_starts_one_router(state_dir: Path) -> None:
@@ -56,14 +45,14 @@ def test_sigterm_lets_the_request_in_flight_finish(
     listen = free_addr()
     router.apply(table(route(listen, ("fa", 100, [backends("a")]))))
     slow: list[tuple[int, bytes]] = []
-    thread = threading.Thread(target=lambda: slow.append(_get(listen, "/sleep?0.7")))
+    thread = threading.Thread(target=lambda: slow.append(get(listen, "/sleep?0.7")))
     thread.start()
     assert wait_for(lambda: router.metrics().fleets.get("fa") is not None)
     assert stop_router(state_dir)
     thread.join()
     assert slow == [(200, b"backend a\nslept\n")]
     with pytest.raises(ConnectionRefusedError):
-        _get(listen)
+        get(listen)
 
 
 def test_unstartable_router_reports_its_log(state_dir: Path) -> None:
@@ -81,8 +70,8 @@ def test_slow_backend_is_504(
     try:
         with ensure_router(state_dir) as router:
             router.apply(table(route(listen, ("fa", 100, [backends("a")]))))
-            assert _get(listen, "/sleep?1")[0] == 504
-            assert _get(listen)[0] == 200
+            assert get(listen, "/sleep?1")[0] == 504
+            assert get(listen)[0] == 200
             fleet = router.metrics().fleets["fa"]
             assert (fleet.requests, fleet.responses_5xx) == (2, 1)
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import http.client
 import json
 import socket
 from collections.abc import Callable
@@ -15,19 +14,9 @@ from kiln.errors import RouterError, RouteTableConflict
 from kiln.model.codec import from_json
 from kiln.model.route import FleetRoute, RouteTable
 from kiln.router import RouterClient, ensure_router, stop_router
+from tests.router.http_get import get
 
 from .conftest import Backend, free_addr, route, table
-
-
-def _get(listen: str, path: str = "/") -> tuple[int, bytes]:
-    host, port = listen.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
 
 
 def _refused(listen: str) -> bool:
@@ -49,10 +38,10 @@ def test_apply_bumps_version_and_serves_the_new_table(
     assert applied.version == 1
     assert router.table() == applied
     assert router.health()["version"] == 1
-    assert _get(first) == (200, b"backend a\n")
+    assert get(first) == (200, b"backend a\n")
     # Move the route to another address and backend: the old listener closes.
     router.apply(table(route(second, ("fb", 100, [b])), version=1))
-    assert _get(second) == (200, b"backend b\n")
+    assert get(second) == (200, b"backend b\n")
     assert _refused(first)
 
 
@@ -66,7 +55,7 @@ def test_conflicting_version_raises_and_changes_nothing(
         router.apply(table(route(other, ("fb", 100, [backends("b")])), version=0))
     assert router.table() == current
     assert _refused(other)
-    assert _get(listen) == (200, b"backend a\n")
+    assert get(listen) == (200, b"backend a\n")
 
 
 def test_bind_conflict_is_rejected_and_changes_nothing(
@@ -86,7 +75,7 @@ def test_bind_conflict_is_rejected_and_changes_nothing(
         router.apply(new)
     assert router.table() == current
     assert _refused(fresh), "a listener opened by the failed apply was left open"
-    assert _get(listen) == (200, b"backend a\n")
+    assert get(listen) == (200, b"backend a\n")
 
 
 @pytest.mark.parametrize(
@@ -134,4 +123,4 @@ def test_table_survives_a_router_restart(
     with ensure_router(state_dir) as again:
         assert again.health()["pid"] != pid
         assert again.table() == applied
-        assert _get(listen) == (200, b"backend a\n")
+        assert get(listen) == (200, b"backend a\n")

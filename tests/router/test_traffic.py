@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import http.client
 import threading
 from collections.abc import Callable
 
 from kiln.model.route import LATENCY_BUCKETS_MS
 from kiln.router import RouterClient
 from kiln.testing.load import Load
+from tests.router.http_get import get
 
 from .conftest import Backend, free_addr, route, table, wait_for
-
-
-def _get(listen: str, path: str = "/") -> tuple[int, bytes]:
-    host, port = listen.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
 
 
 def test_weight_switch_under_load_loses_nothing(
@@ -82,10 +71,10 @@ def test_removed_backend_drains_its_in_flight_request(
     listen = free_addr()
     current = router.apply(table(route(listen, ("fa", 100, [a]))))
     slow: list[tuple[int, bytes]] = []
-    thread = threading.Thread(target=lambda: slow.append(_get(listen, "/sleep?1.0")))
+    thread = threading.Thread(target=lambda: slow.append(get(listen, "/sleep?1.0")))
     thread.start()
     assert wait_for(lambda: router.metrics().backend_in_flight.get(a.addr) == 1)
-    assert _get(listen) == (200, b"backend a\n")  # leaves an idle pooled connection to a
+    assert get(listen) == (200, b"backend a\n")  # leaves an idle pooled connection to a
     assert a.open_connections == 2
 
     router.apply(table(route(listen, ("fb", 100, [b])), version=current.version))
@@ -94,7 +83,7 @@ def test_removed_backend_drains_its_in_flight_request(
     assert in_flight[a.addr] == 1, "the removed backend's request is not reported"
     assert in_flight[b.addr] == 0, "a backend of the table is missing from the metrics"
     assert closed, "the idle connection to the removed backend was kept open"
-    assert _get(listen) == (200, b"backend b\n")
+    assert get(listen) == (200, b"backend b\n")
 
     assert router.wait_drained([a.addr], timeout=5)
     thread.join()
@@ -109,10 +98,10 @@ def test_metrics_count_requests_errors_and_latency(
     listen = free_addr()
     router.apply(table(route(listen, ("fa", 100, [backends("a")]))))
     for _ in range(20):
-        assert _get(listen)[0] == 200
+        assert get(listen)[0] == 200
     for _ in range(5):
-        assert _get(listen, "/500")[0] == 500
-    assert _get(listen, "/sleep?0.3")[0] == 200
+        assert get(listen, "/500")[0] == 500
+    assert get(listen, "/sleep?0.3")[0] == 200
     fleet = router.metrics().fleets["fa"]
     assert (fleet.requests, fleet.responses_5xx, fleet.connect_errors) == (26, 5, 0)
     assert fleet.in_flight == 0
