@@ -1,4 +1,7 @@
-"""``make bench``: run every suite and print one table (ratios against same-run baselines)."""
+"""``make bench``: run every suite and print one table (ratios against same-run baselines).
+
+``python -m bench docker router`` runs only the suites named.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +10,21 @@ import sys
 from bench import deploy, docker, router
 from bench.common import Result, table
 
+SUITES = {"deploy": deploy, "docker": docker, "router": router}
 
-def main() -> int:
+
+def main(argv: list[str]) -> int:
+    unknown = [name for name in argv if name not in SUITES]
+    if unknown:
+        print(f"unknown suite {unknown[0]!r}; choose from {', '.join(SUITES)}", file=sys.stderr)
+        return 2
     results: list[Result] = []
-    for suite in (deploy, docker, router):
-        print(f"running {suite.__name__} …", file=sys.stderr, flush=True)
-        results += suite.run()
+    for name in argv or list(SUITES):
+        print(f"running {name} …", file=sys.stderr, flush=True)
+        results += SUITES[name].run()
     print(table(results))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -41,6 +41,9 @@ from kiln.providers.docker import images
 from kiln.providers.docker.client import connect, engine_address, engine_call, is_not_found
 
 _CONFLICT = 409
+# Threads creating and starting one fleet's containers. The SDK's connection pool
+# holds 10 per engine, so more would queue on the pool, not on the engine.
+_LAUNCH_WORKERS = 10
 
 
 class DockerProvider:
@@ -94,7 +97,7 @@ class DockerProvider:
         # In parallel, as `docker run` of a fleet would be: creating and starting a
         # container is mostly waiting on the engine. Host networking stays serial:
         # each instance picks a free host port, and two picks must not collide.
-        workers = 1 if spec.network == "host" else min(count, 8)
+        workers = 1 if spec.network == "host" else min(count, _LAUNCH_WORKERS)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kiln-launch") as pool:
             futures = [
                 pool.submit(self._launch_one, fleet, spec, secrets, volumes) for _ in range(count)
