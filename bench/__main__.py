@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import sys
 
-from bench import deploy, docker, router
+from bench import analysis, deploy, docker, router
 from bench.common import Result, table
 
-SUITES = {"deploy": deploy, "docker": docker, "router": router}
+SUITES = {"analysis": analysis, "deploy": deploy, "docker": docker, "router": router}
 
 
 def main(argv: list[str]) -> int:

@@ -19,13 +19,25 @@ def project(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Project]
         require_docker()
     p = make_project(tmp_path, request.param)
     yield p
+    _clean_up(p)
+
+
+@pytest.fixture
+def local_project(tmp_path: Path) -> Iterator[Project]:
+    """The hello app on the local provider only: for engine logic no provider changes."""
+    p = make_project(tmp_path, "local")
+    yield p
+    _clean_up(p)
+
+
+def _clean_up(p: Project) -> None:
     for proc in p.started:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     p.kiln("down", "--volumes", check=False, timeout=120)
     stop_router(p.state)
-    if request.param == "docker":  # a safety net in case `kiln down` itself failed
+    if p.provider == "docker":  # a safety net in case `kiln down` itself failed
         client = docker_or_skip()
         label = f"kiln.state={state_label(p.state)}"
         for container in client.containers.list(all=True, filters={"label": label}):

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kiln.model import (
+    CanaryStep,
     Fleet,
     FleetState,
     HealthCheck,
@@ -41,7 +42,10 @@ def make_service(name: str = "web", artifact: str = "sha256:" + "a" * 64) -> Ser
         secrets={"DB_PASSWORD": "sha256:" + "b" * 64},
         health=HealthCheck(path="/ready", interval=0.5, timeout=2.0, healthy_after=3),
         volumes={"data": "/var/lib/app"},
-        strategy=StrategyConfig(type="canary", options={"steps": [10, 50, 100], "pause": 30}),
+        strategy=StrategyConfig(
+            type="canary",
+            steps=(CanaryStep(weight=10, pause=30.0), CanaryStep(weight=50, manual=True)),
+        ),
         route="web.example",
     )
 

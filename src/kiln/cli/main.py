@@ -26,11 +26,14 @@ from kiln.engine import deploy as engine
 from kiln.engine import queries
 from kiln.engine.context import Context, open_context
 from kiln.engine.down import down as engine_down
+from kiln.engine.gates import request_gate
+from kiln.engine.promote import promote as promote_release
 from kiln.engine.releases import bake as bake_services
 from kiln.engine.scaffold import write_starter
 from kiln.errors import KilnError
 from kiln.model import to_json
 from kiln.spec import json_schema, load_spec
+from kiln.strategies.gates import Gate
 
 app = typer.Typer(
     help="kiln: immutable infrastructure. Bake, release, deploy by replacement.",
@@ -127,7 +130,7 @@ def deploy(
     spec: SpecOpt = None,
     state: StateOpt = None,
 ) -> None:
-    """Bake, release and deploy by replacement (blue-green)."""
+    """Bake, release and deploy by replacement (blue-green, canary or rolling)."""
     with _context(spec, state) as ctx:
         result = engine.deploy(ctx, ctx.spec.select_env(env), reason=reason)
         out.print(result.message)
@@ -146,6 +149,56 @@ def rollback(
     """Deploy a new release pointing at an earlier release's artifact and config."""
     with _context(spec, state) as ctx:
         out.print(engine.rollback(ctx, ctx.spec.select_env(env), to=to, reason=reason).message)
+
+
+@app.command()
+def promote(
+    source: Annotated[str, typer.Option("--from", help="environment it served in")],
+    target: Annotated[str, typer.Option("--to", help="environment to release it in")],
+    release: Annotated[
+        int | None, typer.Argument(help="release number in --from (default: what serves there)")
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason", "-m")] = "",
+    spec: SpecOpt = None,
+    state: StateOpt = None,
+) -> None:
+    """Release the very artifact that served in --from into --to; nothing is rebuilt."""
+    with _context(spec, state) as ctx:
+        result = promote_release(ctx, source=source, target=target, release=release, reason=reason)
+        out.print(result.message)
+
+
+ReasonOpt = Annotated[str, typer.Option("--reason", "-m", help="why (recorded in the audit log)")]
+
+
+def _gate(gate: Gate, env: str | None, reason: str, spec: Path | None, state: Path | None) -> None:
+    with _context(spec, state, quiet=True) as ctx:
+        dep = request_gate(ctx, ctx.spec.select_env(env), gate, reason)
+        out.print(f"asked deployment {dep.id} (release {dep.release}) to {gate}")
+
+
+@app.command()
+def advance(
+    env: EnvOpt = None, reason: ReasonOpt = "", spec: SpecOpt = None, state: StateOpt = None
+) -> None:
+    """End the running deployment's current pause (or lift a `kiln pause`)."""
+    _gate(Gate.ADVANCE, env, reason, spec, state)
+
+
+@app.command()
+def pause(
+    env: EnvOpt = None, reason: ReasonOpt = "", spec: SpecOpt = None, state: StateOpt = None
+) -> None:
+    """Hold the running deployment at its current step until `kiln advance`."""
+    _gate(Gate.PAUSE, env, reason, spec, state)
+
+
+@app.command()
+def abort(
+    env: EnvOpt = None, reason: ReasonOpt = "", spec: SpecOpt = None, state: StateOpt = None
+) -> None:
+    """Roll the running deployment back now: previous routes, new fleets destroyed."""
+    _gate(Gate.ABORT, env, reason, spec, state)
 
 
 @app.command()

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kiln.engine.queries import DeployPreview, HistoryEntry, Status
-from kiln.model import Event
+from kiln.model import Deployment, Event
 
 
 def short(digest: str | None) -> str:
@@ -27,10 +27,7 @@ def status(console: Console, st: Status) -> None:
         head += " — nothing deployed"
     console.print(head)
     if st.running:
-        console.print(
-            f"[yellow]deployment {st.running.id} in progress[/] (release "
-            f"{st.running.release}); `kiln resume` finishes it if its kiln died"
-        )
+        running(console, st.running)
     elif st.last:
         console.print(
             f"last deployment {st.last.id}: {st.last.status.value}"
@@ -38,7 +35,7 @@ def status(console: Console, st: Status) -> None:
         )
     for service, listen in st.routes.items():
         console.print(f"route {service}: http://{listen}")
-    table = Table("fleet", "state", "release", "artifact", "alive")
+    table = Table("fleet", "state", "release", "artifact", "alive", "traffic")
     table.columns[0].no_wrap = True
     for view in st.fleets:
         f = view.fleet
@@ -51,6 +48,7 @@ def status(console: Console, st: Status) -> None:
             str(f.release),
             short(f.artifact),
             f"{view.alive}/{f.replicas}",
+            f"{st.weights[f.id]}%" if f.id in st.weights else "-",
         )
     console.print(table)
     if st.strays:
@@ -58,6 +56,47 @@ def status(console: Console, st: Status) -> None:
             f"[red]{len(st.strays)} instance(s) kiln did not launch in this "
             f"environment:[/] " + ", ".join(i.id for i in st.strays)
         )
+
+
+def running(console: Console, dep: Deployment) -> None:
+    console.print(
+        f"[yellow]deployment {dep.id} in progress[/] ({dep.strategy}, release {dep.release}); "
+        "`kiln resume` finishes it if its kiln died"
+    )
+    if dep.steps:
+        last = dep.steps[-1]
+        where = f"step {last.seq}: {last.step.kind.replace('_', ' ')} {last.status.value}"
+        console.print(where + (f" — {last.detail}" if last.detail else ""), markup=False)
+    progress = dep.progress or {}
+    if progress.get("kind") == "pause":
+        console.print(
+            f"paused at canary step {progress['step']} ({progress['weight']}%) "
+            f"until {progress['until']}",
+            markup=False,
+        )
+    elif progress.get("kind") == "analyze":
+        console.print(
+            f"analysis at canary step {progress['step']} ({progress['weight']}%), "
+            f"{progress['elapsed']:g}s of a {progress['window']:g}s window:",
+            markup=False,
+        )
+        table = Table("service", "fleet", "requests", "errors", "p99", "verdict")
+        for service, numbers in progress["services"].items():
+            for role in ("canary", "stable"):
+                w = numbers[role]
+                if w is None:
+                    continue
+                rate = f" ({w['errors'] / w['requests']:.1%})" if w["requests"] else ""
+                p99 = w["p99_ms"]
+                table.add_row(
+                    service,
+                    f"{w['fleet']} ({role})",
+                    str(w["requests"]),
+                    f"{w['errors']}{rate}",
+                    "-" if p99 is None else (">10s" if p99 == float("inf") else f"{p99:g}ms"),
+                    numbers["outcome"] if role == "canary" else "",
+                )
+        console.print(table)
 
 
 def history(console: Console, entries: list[HistoryEntry]) -> None:

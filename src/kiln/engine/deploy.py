@@ -9,18 +9,31 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from kiln.engine.context import Context
+from kiln.engine.evidence import check_requirements
 from kiln.engine.executor import execute, retire_fleets
+from kiln.engine.gates import POLL, deadline_of, hold_while_paused, request_gate
 from kiln.engine.lock import EnvLock
 from kiln.engine.releases import build_release, rollback_release, same_content
 from kiln.errors import DeploymentFailed, KilnError, NotFound
-from kiln.model import Deployment, DeploymentStatus, Fleet, FleetState, Release, StepStatus
+from kiln.model import (
+    Deployment,
+    DeploymentStatus,
+    Fleet,
+    FleetState,
+    Release,
+    StepStatus,
+    StrategyConfig,
+)
 from kiln.planner import ReleasePlan, plan_release
 from kiln.strategies import Finish, Plan, decide
+from kiln.strategies.common import first_failure
+from kiln.strategies.gates import Gate
 
 
 @dataclass(frozen=True)
@@ -31,17 +44,55 @@ class Outcome:
 
 
 def deploy(ctx: Context, env: str, *, reason: str = "") -> Outcome:
+    check_requirements(ctx, env, None)  # an environment that takes promotions only
     with EnvLock(ctx, env, "deploy"):
         tidy(ctx, env)
         release = build_release(ctx, env, reason=reason or "deploy")
         return deploy_release(ctx, env, release)
 
 
+# How long `kiln rollback` waits for an aborted deployment's failure path.
+ABORT_WAIT = 300.0
+
+
 def rollback(ctx: Context, env: str, *, to: int | None = None, reason: str = "") -> Outcome:
+    """Back to the previous release (or ``to``); during a deployment, abort it instead.
+
+    A deployment another kiln drives (a canary at 10 %, say) still has the
+    previous release serving: aborting it is the rollback, and takes no steps.
+    """
+    running = ctx.store.running_deployment(ctx.app, env)
+    if running is not None and to is None:
+        lock = EnvLock(ctx, env, "rollback")
+        if not lock.try_acquire():
+            return _abort_and_wait(ctx, env, running, reason)
+        lock.release()  # its driver is gone: resumed below like any leftover
     with EnvLock(ctx, env, "rollback"):
         tidy(ctx, env)
         target = ctx.store.get_release(ctx.app, env, to if to is not None else _previous(ctx, env))
-        return deploy_release(ctx, env, rollback_release(ctx, target), reason=reason)
+        # Immediate, whatever the release's own strategy: no canary steps again.
+        return deploy_release(
+            ctx, env, rollback_release(ctx, target), reason=reason, strategy="blue-green"
+        )
+
+
+def _abort_and_wait(ctx: Context, env: str, dep: Deployment, reason: str) -> Outcome:
+    request_gate(ctx, env, Gate.ABORT, reason or "kiln rollback during the deployment")
+    ctx.reporter.info(f"deployment {dep.id} is running: aborting it")
+    deadline = time.monotonic() + ABORT_WAIT
+    while (done := ctx.store.get_deployment(dep.id)).status is DeploymentStatus.RUNNING:
+        if time.monotonic() > deadline:
+            raise KilnError(
+                f"asked deployment {dep.id} to abort; it was still running after "
+                f"{ABORT_WAIT:g}s (`kiln status` shows where it is)"
+            )
+        time.sleep(POLL)
+    serving = ctx.store.current_release(ctx.app, env)
+    return Outcome(
+        None,
+        done,
+        f"deployment {dep.id} {done.status.value}; release {serving} serves {ctx.app}/{env}",
+    )
 
 
 def resume(ctx: Context, env: str) -> Deployment | None:
@@ -86,7 +137,9 @@ def compute_plan(ctx: Context, env: str, release: Release) -> tuple[ReleasePlan,
     return plan, current
 
 
-def deploy_release(ctx: Context, env: str, release: Release, *, reason: str = "") -> Outcome:
+def deploy_release(
+    ctx: Context, env: str, release: Release, *, reason: str = "", strategy: str | None = None
+) -> Outcome:
     store, app = ctx.store, ctx.app
     plan, current = compute_plan(ctx, env, release)
     if current is not None and same_content(current, release) and not plan.changed:
@@ -125,7 +178,7 @@ def deploy_release(ctx: Context, env: str, release: Release, *, reason: str = ""
         env,
         stored.number,
         current.number if current else None,
-        _strategy_of(stored),
+        strategy or rollout_config(stored).type,
         fleets=plan.new,
         previous=plan.previous,
     )
@@ -143,9 +196,14 @@ def deploy_release(ctx: Context, env: str, release: Release, *, reason: str = ""
     return Outcome(stored, done, f"release {stored.number} serves {app}/{env}")
 
 
-def _strategy_of(release: Release) -> str:
-    kinds = {s.strategy.type for s in release.services.values()}
-    return kinds.pop() if len(kinds) == 1 else "blue-green"
+def rollout_config(release: Release) -> StrategyConfig:
+    """How traffic moves in a deployment of ``release``: its routed services' strategy.
+
+    The spec makes routed services agree on it; a release without routes takes
+    its first service's.
+    """
+    services = sorted(release.services.values(), key=lambda s: (s.route is None, s.service))
+    return services[0].strategy
 
 
 def strategy_plan(
@@ -153,9 +211,12 @@ def strategy_plan(
     new: dict[str, str],
     previous: dict[str, str | None],
     reused: frozenset[str],
+    strategy: str | None = None,
 ) -> Plan:
+    config = rollout_config(release)
     return Plan(
-        strategy=_strategy_of(release),
+        strategy=strategy or config.type,
+        config=config,
         new=new,
         previous=previous,
         routed=frozenset(s for s, svc in release.services.items() if svc.route),
@@ -170,7 +231,7 @@ def plan_of(ctx: Context, dep: Deployment) -> Plan:
     reused = frozenset(
         f for f in dep.fleets.values() if ctx.store.get_fleet(f).release != dep.release
     )
-    return strategy_plan(release, dep.fleets, dep.previous, reused)
+    return strategy_plan(release, dep.fleets, dep.previous, reused, dep.strategy)
 
 
 def run(ctx: Context, dep: Deployment) -> Deployment:
@@ -219,16 +280,37 @@ def _advance(ctx: Context, plan: Plan, deployment_id: int) -> tuple[Deployment, 
         record = last  # interrupted: the step runs again under the same record
         ctx.reporter.info(f"resuming step {record.seq} ({record.step.kind})")
     else:
+        stop = _forward_stop(ctx, plan, dep)
         record = ctx.store.begin_step(dep.id, decision)
+        if stop is not None:  # aborted or out of time: the strategy's failure path runs
+            ctx.reporter.step_finished(
+                ctx.store.finish_step(dep.id, record.seq, StepStatus.FAILED, stop)
+            )
+            return None
     ctx.reporter.step_started(record)
     _failpoint(ctx, f"before:{decision.kind}")
     try:
-        detail = execute(ctx, dep, decision)
+        detail = execute(ctx, dep, decision, record)
         status = StepStatus.OK
     except KilnError as e:
         detail, status = str(e), StepStatus.FAILED
     _failpoint(ctx, f"after:{decision.kind}")
     ctx.reporter.step_finished(ctx.store.finish_step(dep.id, record.seq, status, detail))
+    return None
+
+
+def _forward_stop(ctx: Context, plan: Plan, dep: Deployment) -> str | None:
+    """Before a step on the way forward: why it must not run (None: go on).
+
+    Waits out a `kiln pause` first. Steps of the failure path always run: they
+    are what an abort or a passed deadline asks for.
+    """
+    if first_failure(dep.steps) is not None:
+        return None
+    try:
+        hold_while_paused(ctx, dep, deadline_of(dep, plan.config.progress_deadline))
+    except KilnError as e:
+        return str(e)
     return None
 
 

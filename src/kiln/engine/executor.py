@@ -9,13 +9,24 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+from kiln.engine.analysis import analyze, pause
 from kiln.engine.context import Context
 from kiln.engine.health import Gate, wait_healthy
 from kiln.engine.routes import apply_env_routes, env_routes
 from kiln.engine.secrets import secrets_for_launch
 from kiln.errors import KilnError
-from kiln.model import Deployment, Fleet, FleetState, Instance, ServiceRelease
-from kiln.model.steps import Destroy, Launch, Retain, Retire, SetRoutes, Step, WaitHealthy
+from kiln.model import Deployment, Fleet, FleetState, Instance, ServiceRelease, StepRecord
+from kiln.model.steps import (
+    Analyze,
+    Destroy,
+    Launch,
+    Pause,
+    Retain,
+    Retire,
+    SetRoutes,
+    Step,
+    WaitHealthy,
+)
 
 
 def service_of(ctx: Context, fleet: Fleet) -> ServiceRelease:
@@ -23,15 +34,19 @@ def service_of(ctx: Context, fleet: Fleet) -> ServiceRelease:
     return release.services[fleet.service]
 
 
-def execute(ctx: Context, dep: Deployment, step: Step) -> str:
+def execute(ctx: Context, dep: Deployment, step: Step, record: StepRecord) -> str:
     """Run ``step``; return a short detail for the step log, raise KilnError on failure."""
     env = dep.env
+    if isinstance(step, Analyze):
+        return analyze(ctx, dep, step)
+    if isinstance(step, Pause):
+        return pause(ctx, dep, step, record)
     if isinstance(step, Launch):
         return _launch(ctx, env, step.fleets)
     if isinstance(step, WaitHealthy):
         return _wait_healthy(ctx, env, step.fleets)
     if isinstance(step, SetRoutes):
-        return _set_routes(ctx, env, step.weights)
+        return _set_routes(ctx, env, step)
     if isinstance(step, Retain):
         until = datetime.now(UTC) + timedelta(seconds=step.seconds)
         for fleet in step.fleets:
@@ -87,22 +102,33 @@ def _wait_healthy(ctx: Context, env: str, fleets: tuple[str, ...]) -> str:
     return "all instances healthy"
 
 
-def _set_routes(ctx: Context, env: str, weights: dict[str, dict[str, int]]) -> str:
+def _set_routes(ctx: Context, env: str, step: SetRoutes) -> str:
+    weights = step.weights
     listen: dict[str, str] = {}
+    headers: dict[str, str] = {}
     for fleets in weights.values():
         for fleet_id in fleets:
             fleet = ctx.store.get_fleet(fleet_id)
-            route = service_of(ctx, fleet).route
-            if route is not None:
-                listen[fleet.service] = route
+            service = service_of(ctx, fleet)
+            if service.route is not None:
+                listen[fleet.service] = service.route
+                # The newest release's header name wins: it is the one being rolled out.
+                if fleet.service not in headers or fleet_id in step.roles:
+                    headers[fleet.service] = service.strategy.header
     instances = ctx.provider(env).observe(env)
-    routes = env_routes(ctx, env, weights, listen, instances)
+    routes = env_routes(ctx, env, weights, listen, instances, roles=step.roles, headers=headers)
     table = apply_env_routes(ctx, env, routes)
+    shares = [
+        f"{fleet} {weight}%"
+        for fleets in weights.values()
+        if len(fleets) > 1
+        for fleet, weight in sorted(fleets.items(), key=lambda kv: -kv[1])
+    ]
     for fleets in weights.values():
         for fleet_id, weight in fleets.items():
             if weight > 0:
                 ctx.store.set_fleet_state(fleet_id, FleetState.ACTIVE)
-    return f"route table version {table.version}"
+    return f"route table version {table.version}" + (f": {', '.join(shares)}" if shares else "")
 
 
 def retire_fleets(ctx: Context, env: str, fleets: tuple[str, ...]) -> str:

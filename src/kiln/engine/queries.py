@@ -8,8 +8,10 @@ from typing import Any
 from kiln.engine.context import Context
 from kiln.engine.deploy import compute_plan, strategy_plan
 from kiln.engine.releases import build_release
+from kiln.engine.routes import route_name
 from kiln.model import Deployment, Fleet, FleetState, Instance, Release, to_json
 from kiln.planner import ReleasePlan
+from kiln.spec.durations import format_duration
 from kiln.strategies import Finish, decide
 from kiln.strategies.base import Plan
 
@@ -32,6 +34,7 @@ class Status:
     fleets: tuple[FleetView, ...]
     routes: dict[str, str]
     strays: tuple[Instance, ...]  # instances of no known live fleet
+    weights: dict[str, int]  # fleet -> its share of its route's traffic, as the router has it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +54,7 @@ class Status:
                 for v in self.fleets
             ],
             "strays": [to_json(i) for i in self.strays],
+            "weights": self.weights,
         }
 
 
@@ -87,6 +91,12 @@ def status(ctx: Context, env: str) -> Status:
         ),
         routes=dict(ctx.spec.environments[env].routes),
         strays=tuple(i for i in observed if i.fleet not in known),
+        weights={
+            f.fleet: f.weight
+            for r in ctx.router().table().routes
+            if r.name.startswith(route_name(app, env, ""))
+            for f in r.fleets
+        },
     )
 
 
@@ -132,7 +142,7 @@ def _happy_path(plan: Plan) -> list[str]:
 
     log: list[StepRecord] = []
     out: list[str] = []
-    for seq in range(1, 50):
+    for seq in range(1, 1000):
         step = decide(plan, log)
         if isinstance(step, Finish):
             break
@@ -149,4 +159,23 @@ def _describe(step: Any) -> str:
         )
     if step.kind == "retain":
         return f"retain {', '.join(step.fleets)} warm for {step.seconds:g}s"
+    if step.kind == "analyze":
+        t = step.thresholds
+        checks = [
+            f"{name} {value:g}"
+            for name, value in (
+                ("max_error_rate", t.max_error_rate),
+                ("max_p99_ms", t.max_p99_ms),
+                ("max_error_rate_vs_stable", t.max_error_rate_vs_stable),
+                ("max_p99_ratio_vs_stable", t.max_p99_ratio_vs_stable),
+            )
+            if value is not None
+        ]
+        return (
+            f"analyze canary at {step.weight}% over {format_duration(t.window)} "
+            f"(min {t.min_requests} requests; {', '.join(checks) or 'no thresholds'})"
+        )
+    if step.kind == "pause":
+        held = "`kiln advance`" if step.seconds is None else format_duration(step.seconds)
+        return f"pause at {step.weight}% until {held}"
     return f"{step.kind.replace('_', ' ')} {', '.join(step.fleets)}"

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from kiln.engine.context import Context
 from kiln.engine.secrets import resolve_secrets
 from kiln.engine.source import source_info
-from kiln.errors import SpecError
-from kiln.model import ArtifactSource, HealthCheck, Release, ServiceRelease, StrategyConfig
+from kiln.errors import KilnError, NotFound, SpecError
+from kiln.model import ArtifactSource, HealthCheck, Release, ServiceRelease
 from kiln.model.release import release_config_digest
 from kiln.providers.base import IMAGES
 from kiln.spec import ServiceSpec
 
 
-def build_release(ctx: Context, env: str, *, reason: str = "deploy") -> Release:
-    """Bake every service and pin the result; the release is not stored yet (number 0)."""
+def build_release(
+    ctx: Context,
+    env: str,
+    *,
+    reason: str = "deploy",
+    artifacts: Mapping[str, ServiceRelease] | None = None,
+) -> Release:
+    """Bake every service and pin the result; the release is not stored yet (number 0).
+
+    With ``artifacts`` (service -> a release's service, for promotion) nothing is
+    baked: each service runs that artifact, which the provider must already have.
+    """
     provider = ctx.provider(env)
     env_spec = ctx.spec.environments[env]
     services: dict[str, ServiceRelease] = {}
@@ -24,13 +35,17 @@ def build_release(ctx: Context, env: str, *, reason: str = "deploy") -> Release:
     for name in sorted(ctx.spec.services):
         svc = ctx.spec.service(env, name)
         secrets = resolve_secrets(svc.secrets, ctx.environ)
-        ctx.reporter.progress(f"baking {name} from {svc.build or svc.image}")
         if svc.command is None and IMAGES not in provider.capabilities:
             raise SpecError(
                 f"service {name} has no command, and provider "
                 f"{env_spec.provider} has no image to take one from"
             )
-        artifact = provider.bake(name, _source(ctx, svc))
+        image = svc.image
+        if artifacts is None:
+            ctx.reporter.progress(f"baking {name} from {svc.build or svc.image}")
+            artifact = provider.bake(name, _source(ctx, svc))
+        else:
+            artifact, image = _promoted(ctx, env, name, artifacts)
         services[name] = ServiceRelease(
             service=name,
             artifact=artifact,
@@ -41,13 +56,9 @@ def build_release(ctx: Context, env: str, *, reason: str = "deploy") -> Release:
             secrets={n: s.digest(key) for n, s in secrets.items()},
             health=HealthCheck(**svc.health.model_dump()),
             volumes=dict(svc.volumes),
-            strategy=StrategyConfig(
-                type=svc.strategy.type,
-                retain_previous=svc.strategy.retain_previous,
-                drain_timeout=svc.strategy.drain_timeout,
-            ),
+            strategy=svc.strategy.config(svc.replicas),
             route=env_spec.routes.get(name),
-            image=svc.image,
+            image=image,
             cap_add=tuple(svc.cap_add),
             cpus=svc.cpus,
             memory=svc.memory,
@@ -70,6 +81,22 @@ def build_release(ctx: Context, env: str, *, reason: str = "deploy") -> Release:
     )
 
 
+def _promoted(
+    ctx: Context, env: str, name: str, artifacts: Mapping[str, ServiceRelease]
+) -> tuple[str, str | None]:
+    """The artifact ``name`` is promoted with; never rebaked, so it must exist already."""
+    source = artifacts.get(name)
+    if source is None:
+        raise NotFound(f"service {name} has no artifact in the release being promoted")
+    if not ctx.provider(env).has_artifact(source.artifact):
+        provider = ctx.spec.environments[env].provider
+        raise KilnError(
+            f"artifact {source.artifact} of {name} is not on {env}'s provider ({provider}); "
+            "promotion never rebuilds: promote between environments that share artifacts"
+        )
+    return source.artifact, source.image
+
+
 def rollback_release(ctx: Context, target: Release) -> Release:
     """A new release pointing at ``target``'s artifacts and config: releases are never edited."""
     return replace(
@@ -87,8 +114,6 @@ def same_content(a: Release, b: Release) -> bool:
 
 def bake(ctx: Context, env: str, service: str | None = None) -> dict[str, str]:
     """Bake one service (or all) without releasing: returns service -> artifact digest."""
-    from kiln.errors import NotFound
-
     names = sorted(ctx.spec.services) if service is None else [service]
     if service is not None and service not in ctx.spec.services:
         known = ", ".join(sorted(ctx.spec.services))

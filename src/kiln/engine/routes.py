@@ -19,8 +19,17 @@ def env_routes(
     weights: Mapping[str, Mapping[str, int]],
     listen: Mapping[str, str],
     instances: list[Instance],
+    *,
+    roles: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> tuple[Route, ...]:
-    """Routes for ``env``: each service's fleets with their live instances as backends."""
+    """Routes for ``env``: each service's fleets with their live instances as backends.
+
+    ``roles`` (fleet -> "canary"/"stable") and ``headers`` (service -> header
+    name) let a request reach a fleet by role whatever its weight.
+    """
+    roles = roles or {}
+    headers = headers or {}
     routes = []
     for service, fleets in sorted(weights.items()):
         if service not in listen:
@@ -29,10 +38,12 @@ def env_routes(
             Route(
                 name=route_name(ctx.app, env, service),
                 listen=listen[service],
+                header=headers.get(service, Route.header),
                 fleets=tuple(
                     FleetRoute(
                         fleet=f,
                         weight=w,
+                        role=roles.get(f, ""),
                         backends=tuple(
                             sorted(i.address for i in instances if i.fleet == f and i.alive)
                         ),

@@ -12,17 +12,31 @@ from kiln.model.fleet import Fleet, FleetState, Instance
 from kiln.model.lock import LockHolder
 from kiln.model.release import (
     ArtifactSource,
+    CanaryStep,
     HealthCheck,
+    Promotion,
     Release,
     ServiceRelease,
     StrategyConfig,
 )
 from kiln.model.route import FleetMetrics, FleetRoute, Route, RouterMetrics, RouteTable
 from kiln.model.secret import Secret
-from kiln.model.steps import Destroy, Launch, Retain, Retire, SetRoutes, Step, WaitHealthy
+from kiln.model.steps import (
+    Analyze,
+    Destroy,
+    Launch,
+    Pause,
+    Retain,
+    Retire,
+    SetRoutes,
+    Step,
+    WaitHealthy,
+)
 
 __all__ = [
+    "Analyze",
     "ArtifactSource",
+    "CanaryStep",
     "Deployment",
     "DeploymentStatus",
     "Destroy",
@@ -36,6 +50,8 @@ __all__ = [
     "Instance",
     "Launch",
     "LockHolder",
+    "Pause",
+    "Promotion",
     "Release",
     "Retain",
     "Retire",

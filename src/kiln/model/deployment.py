@@ -46,3 +46,5 @@ class Deployment:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     steps: tuple[StepRecord, ...] = ()
+    # live numbers of the running step, rewritten by the driving kiln (canary analysis)
+    progress: dict[str, Any] | None = None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
+from kiln.model.analysis import Thresholds
 from kiln.model.digest import canonical_digest
 
 
@@ -29,11 +29,26 @@ class HealthCheck:
 
 
 @dataclass(frozen=True)
+class CanaryStep:
+    """Set the canary's weight, judge it (if ``analysis``), then hold (if paused)."""
+
+    weight: int  # percent of the route's traffic on the canary, 0..100
+    pause: float | None = None  # seconds to hold after the analysis passed
+    manual: bool = False  # hold until `kiln advance`
+    analysis: Thresholds | None = None  # the step's own merged over the strategy's default
+
+
+@dataclass(frozen=True)
 class StrategyConfig:
-    type: str = "blue-green"
+    type: str = "blue-green"  # blue-green | canary | rolling
     retain_previous: float = 600.0
     drain_timeout: float = 30.0
-    options: dict[str, Any] = field(default_factory=dict)
+    steps: tuple[CanaryStep, ...] = ()  # canary only
+    progress_deadline: float = 600.0  # seconds from start to the last forward step's end
+    header: str = "X-Kiln-Fleet"  # a request with `header: canary` reaches the canary
+    # rolling only: instances above / below the replica count during a batch
+    max_surge: int = 1
+    max_unavailable: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,19 @@ class ServiceRelease:
 
 
 @dataclass(frozen=True)
+class Promotion:
+    """The evidence a release was promoted on, from another environment's release."""
+
+    env: str  # the source environment
+    release: int  # the source release: its artifacts are this release's, unchanged
+    deployment: int | None  # the deployment that made it serve there
+    result: str  # that deployment's status
+    serving_since: datetime | None  # when it started serving there
+    soak_seconds: float  # how long it had served when promoted
+    analysis: tuple[str, ...] = ()  # the canary analysis verdicts of that deployment
+
+
+@dataclass(frozen=True)
 class Release:
     app: str
     env: str
@@ -86,6 +114,7 @@ class Release:
     created_at: datetime
     reason: str = "deploy"
     provider: str = "local"
+    promotion: Promotion | None = None
 
     @property
     def artifacts(self) -> dict[str, str]:

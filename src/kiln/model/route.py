@@ -10,6 +10,9 @@ class FleetRoute:
     fleet: str
     weight: int  # 0..100; weights of a route's fleets sum to 100 unless all are 0
     backends: tuple[str, ...]  # "127.0.0.1:PORT"
+    # What the fleet is for in a delivery ("stable", "canary"; "" = none). A request whose
+    # route header names this role (or the fleet id) reaches this fleet even at weight 0.
+    role: str = ""
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,9 @@ class Route:
     name: str  # "app/env/service", unique in a table
     listen: str  # "127.0.0.1:8080"
     fleets: tuple[FleetRoute, ...]
+    # Request header that steers a request to the fleet whose role or id is its value,
+    # bypassing the weights (so testers reach a canary directly); "" turns steering off.
+    header: str = "X-Kiln-Fleet"
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,12 @@ simply run it again on resume.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 from pydantic import Field
+
+from kiln.model.analysis import Thresholds
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,39 @@ class SetRoutes:
     """
 
     weights: dict[str, dict[str, int]]  # service -> fleet -> weight
+    # fleet -> role ("canary", "stable"): a request naming the role in the route's
+    # header reaches that fleet whatever its weight
+    roles: dict[str, str] = field(default_factory=dict)
     kind: Literal["set_routes"] = "set_routes"
+
+
+@dataclass(frozen=True)
+class Analyze:
+    """Judge each canary fleet against its stable fleet on the router's metrics.
+
+    Fails as soon as a window with enough requests breaks a threshold; passes
+    once a whole window did not; inconclusive windows keep it waiting, up to
+    the deployment's progress deadline.
+    """
+
+    step: int  # index into the canary steps
+    weight: int
+    canary: dict[str, str]  # service -> canary fleet
+    stable: dict[str, str]  # service -> stable fleet
+    thresholds: Thresholds
+    deadline: float  # seconds after the deployment started
+    kind: Literal["analyze"] = "analyze"
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Hold at a canary step: for ``seconds``, or until `kiln advance` (None)."""
+
+    step: int
+    weight: int
+    seconds: float | None
+    deadline: float  # seconds after the deployment started
+    kind: Literal["pause"] = "pause"
 
 
 @dataclass(frozen=True)
@@ -65,6 +99,6 @@ class Destroy:
 
 
 Step = Annotated[
-    Launch | WaitHealthy | SetRoutes | Retain | Retire | Destroy,
+    Launch | WaitHealthy | SetRoutes | Analyze | Pause | Retain | Retire | Destroy,
     Field(discriminator="kind"),
 ]

@@ -1,7 +1,9 @@
 """The admin API: HTTP/1.1 + JSON over the router's unix socket.
 
 ``GET /table``, ``PUT /table`` (compare-and-swap on ``version``: 409 on
-conflict, 400 on an invalid table), ``GET /metrics``, ``GET /health``. It only
+conflict, 400 on an invalid table), ``GET /metrics`` (404 when the router was
+started with ``--no-metrics``: no counts rather than zeros that look real),
+``GET /health`` (pid, table version, whether metrics are on). It only
 reads the state and calls ``RouterState.apply``; it must never change the table
 or the listeners by itself, and never listens on TCP.
 """
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
 _REASONS |= {409: "Conflict", 500: "Internal Server Error"}
+METRICS_OFF = "per-fleet metrics are off: this router was started with --no-metrics"
 
 
 class Admin:
@@ -61,8 +64,14 @@ class Admin:
         state = self._state
         try:
             if path == b"/health" and req.method == b"GET":
-                return 200, {"pid": os.getpid(), "version": state.table.version}
+                return 200, {
+                    "pid": os.getpid(),
+                    "version": state.table.version,
+                    "metrics": state.proxy.metrics,
+                }
             if path == b"/metrics" and req.method == b"GET":
+                if not state.proxy.metrics:
+                    return 404, {"error": METRICS_OFF}
                 return 200, to_json(state.proxy.counters.snapshot(state.table))
             if path == b"/table" and req.method == b"GET":
                 return 200, to_json(state.table)

@@ -25,19 +25,24 @@ from kiln.router.paths import RouterPaths
 START_TIMEOUT = 10.0
 
 
-def ensure_router(state_dir: Path) -> RouterClient:
-    """A client of the running router, starting it detached if it does not answer."""
+def ensure_router(state_dir: Path, *, metrics: bool = True) -> RouterClient:
+    """A client of the running router, starting it detached if it does not answer.
+
+    ``metrics=False`` starts a router that counts no per-fleet metrics, for measuring
+    what counting costs; kiln's engine never asks for it. A router already running
+    with the other setting is an error, not silently returned.
+    """
     paths = RouterPaths.of(state_dir)
     paths.dir.mkdir(parents=True, exist_ok=True)
     client = RouterClient(state_dir)
     if client.ping():
-        return client
+        return _same_metrics(client, state_dir, metrics)
     with _locked(paths.start_lock):
-        proc = None if _running_pid(paths) else _spawn(state_dir, paths)
+        proc = None if _running_pid(paths) else _spawn(state_dir, paths, metrics)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if client.ping():
-                return client
+                return client if proc is not None else _same_metrics(client, state_dir, metrics)
             if proc is not None and proc.poll() is not None:
                 break
             time.sleep(0.02)
@@ -70,6 +75,22 @@ def stop_router(state_dir: Path, timeout: float = 10) -> bool:
     return True
 
 
+def _same_metrics(client: RouterClient, state_dir: Path, metrics: bool) -> RouterClient:
+    try:
+        running = client.health().get("metrics", True)
+    except RouterError:
+        client.close()
+        raise
+    if running != metrics:
+        client.close()
+        have, want = ("on", "off") if running else ("off", "on")
+        raise RouterError(
+            f"the router for {state_dir} runs with per-fleet metrics {have}; "
+            f"stop it to start one with metrics {want}"
+        )
+    return client
+
+
 def _running_pid(paths: RouterPaths) -> int | None:
     """The pid of the live router: only while it holds the lock on its pid file."""
     try:
@@ -89,10 +110,11 @@ def _running_pid(paths: RouterPaths) -> int | None:
         os.close(fd)
 
 
-def _spawn(state_dir: Path, paths: RouterPaths) -> subprocess.Popen[bytes]:
+def _spawn(state_dir: Path, paths: RouterPaths, metrics: bool) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "kiln.router", "run", "--state", str(state_dir)]
     with open(paths.log, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "kiln.router", "run", "--state", str(state_dir)],
+            argv if metrics else [*argv, "--no-metrics"],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,

@@ -2,10 +2,18 @@
 
 One coroutine per client connection reads requests in order (keep-alive and
 pipelining), picks a fleet with the table current when the request starts,
-then a backend, and streams the backend's answer back. This module must never
-change the table or the listeners; ``RouterState`` does that and calls
-``set_table``. Errors of a backend become 502/504 answers, never exceptions
-that escape a connection's coroutine.
+then a backend, and streams the backend's answer back.
+
+Steering: a request whose route header (``Route.header``, ``X-Kiln-Fleet`` by
+default, name case-insensitive) names a fleet's ``role`` or fleet id goes to
+that fleet whatever its weight, 0 included, if it has backends; any other value
+falls through to the weighted choice, so testers who keep sending
+``X-Kiln-Fleet: canary`` after a promotion are still served. It is counted in
+the per-fleet metrics like any request.
+
+This module must never change the table or the listeners; ``RouterState`` does
+that and calls ``set_table``. Errors of a backend become 502/504 answers, never
+exceptions that escape a connection's coroutine.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import time
 
 import httptools
 
-from kiln.model.route import FleetRoute, RouteTable
+from kiln.model.route import FleetRoute, Route, RouteTable
 from kiln.router.counters import Counters, FleetCounter
 from kiln.router.pool import BackendConn, ConnectFailed, Pool
 from kiln.router.wire import (
@@ -48,28 +56,52 @@ class _Stale(Exception):
     """A reused keep-alive connection was closed by the backend before it answered."""
 
 
+# Per listen address: weighted fleets, their cumulative weights, the lower-cased steering
+# header name and its value -> fleet map (empty when no fleet can be steered to).
+_Choice = tuple[list[FleetRoute], list[int], bytes, dict[bytes, FleetRoute]]
+_NO_CHOICE: _Choice = ([], [], b"", {})
+
+
+def _choice(route: Route) -> _Choice:
+    fleets = [f for f in route.fleets if f.weight > 0]
+    cum, total = [], 0
+    for f in fleets:
+        total += f.weight
+        cum.append(total)
+    steer: dict[bytes, FleetRoute] = {}
+    if route.header:
+        # A fleet without backends cannot serve, so its name falls through to the weights.
+        # Roles first, the first fleet of a role winning; an exact fleet id beats a role.
+        for f in reversed(route.fleets):
+            if f.backends and f.role:
+                steer[f.role.encode()] = f
+        for f in route.fleets:
+            if f.backends:
+                steer[f.fleet.encode()] = f
+    if len(fleets) == 1:
+        # Steering to the only weighted fleet changes nothing: leaving it out keeps the
+        # common one-fleet route from looking at headers at all.
+        steer = {value: f for value, f in steer.items() if f is not fleets[0]}
+    return fleets, cum, route.header.lower().encode(), steer
+
+
 class Proxy:
-    def __init__(self) -> None:
+    """Serves the current table; ``metrics=False`` skips per-fleet counting (benchmarks)."""
+
+    def __init__(self, *, metrics: bool = True) -> None:
         self.counters = Counters()
+        self.metrics = metrics
         self.pool = Pool(CONNECT_TIMEOUT)
         self.closing = False
         self.in_flight = 0
         self.clients = Connections()
-        self._weighted: dict[str, tuple[list[FleetRoute], list[int]]] = {}
+        self._choices: dict[str, _Choice] = {}
         self._backends: set[str] = set()
         self._rr: dict[str, int] = {}
 
     def set_table(self, table: RouteTable) -> None:
         """Serve ``table`` from the next request on; requests in flight finish as they are."""
-        weighted: dict[str, tuple[list[FleetRoute], list[int]]] = {}
-        for route in table.routes:
-            fleets = [f for f in route.fleets if f.weight > 0]
-            cum, total = [], 0
-            for f in fleets:
-                total += f.weight
-                cum.append(total)
-            weighted[route.listen] = (fleets, cum)
-        self._weighted = weighted
+        self._choices = {route.listen: _choice(route) for route in table.routes}
         self._backends = {b for r in table.routes for f in r.fleets for b in f.backends}
         self.pool.close_idle(self._backends)
 
@@ -108,11 +140,23 @@ class Proxy:
     async def _serve(
         self, listen: str, req: Request, client_ip: str, writer: asyncio.StreamWriter
     ) -> bool:
+        fleets, cum, name, steer = self._choices.get(listen, _NO_CHOICE)
+        fleet = None
+        if steer:
+            # Steering: the header's value names a role or fleet id; weight does not matter.
+            # A value nothing matches (say, a canary promoted meanwhile) falls through to the
+            # weights, so a client that keeps sending the header is still served.
+            for n, v in req.headers:
+                if n.lower() == name:
+                    fleet = steer.get(v.strip())
+                    break
+        if fleet is None:
+            if not fleets:
+                return self._fail(writer, req, 503, f"no fleet has weight on {listen}")
+            fleet = random.choices(fleets, cum_weights=cum)[0] if len(fleets) > 1 else fleets[0]
+        if not self.metrics:  # no clock reads, no per-fleet counter: the bench's baseline
+            return (await self._forward(req, fleet, None, client_ip, writer, listen))[1]
         start = time.monotonic()
-        fleets, cum = self._weighted.get(listen, ([], []))
-        if not fleets:
-            return self._fail(writer, req, 503, f"no fleet has weight on {listen}")
-        fleet = random.choices(fleets, cum_weights=cum)[0] if len(fleets) > 1 else fleets[0]
         counter = self.counters.fleet(fleet.fleet)
         counter.in_flight += 1
         status = 502
@@ -143,7 +187,7 @@ class Proxy:
         self,
         req: Request,
         fleet: FleetRoute,
-        counter: FleetCounter,
+        counter: FleetCounter | None,
         client_ip: str,
         writer: asyncio.StreamWriter,
         listen: str,
@@ -157,7 +201,8 @@ class Proxy:
                 self.counters.backend_finished(addr)
             if outcome is not None:
                 return outcome
-            counter.connect_errors += 1
+            if counter is not None:
+                counter.connect_errors += 1
         why = f"no backend of fleet {fleet.fleet} accepted a connection"
         return 502, self._fail(writer, req, 502, why)
 

@@ -31,8 +31,12 @@ log = logging.getLogger(__name__)
 DRAIN_TIMEOUT = 30.0
 
 
-def serve(state_dir: Path) -> None:
-    """Run the router for ``state_dir`` until SIGTERM/SIGINT (blocking)."""
+def serve(state_dir: Path, *, metrics: bool = True) -> None:
+    """Run the router for ``state_dir`` until SIGTERM/SIGINT (blocking).
+
+    ``metrics=False`` serves without per-fleet counters (``GET /metrics`` then refuses);
+    it exists to measure what counting costs, and kiln's engine never uses it.
+    """
     paths = RouterPaths.of(state_dir)
     paths.dir.mkdir(parents=True, exist_ok=True)
     pid_fd = os.open(paths.pid, os.O_RDWR | os.O_CREAT, 0o644)
@@ -43,7 +47,7 @@ def serve(state_dir: Path) -> None:
             raise RouterError(f"a router already runs for {state_dir}") from exc
         os.ftruncate(pid_fd, 0)
         os.write(pid_fd, f"{os.getpid()}\n".encode())
-        _run(_main(paths))
+        _run(_main(paths, metrics))
     finally:
         os.close(pid_fd)  # releases the lock: from here on the router counts as stopped
 
@@ -60,9 +64,9 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
         runner.run(coro)
 
 
-async def _main(paths: RouterPaths) -> None:
+async def _main(paths: RouterPaths, metrics: bool) -> None:
     table = load_table(paths.table) or RouteTable()
-    proxy = Proxy()
+    proxy = Proxy(metrics=metrics)
     state = RouterState(proxy, paths.table)
     await state.start(table)
     paths.sock.unlink(missing_ok=True)  # left by a router that died; we hold the pid lock
@@ -73,7 +77,12 @@ async def _main(paths: RouterPaths) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("router %d serving table version %d", os.getpid(), table.version)
+    log.info(
+        "router %d serving table version %d, per-fleet metrics %s",
+        os.getpid(),
+        table.version,
+        "on" if metrics else "off",
+    )
     await stop.wait()
 
     log.info("stopping: %d requests in flight", proxy.in_flight)

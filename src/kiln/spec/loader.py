@@ -90,6 +90,16 @@ def _check_references(spec: Spec, tree: CommentedMap, filename: str) -> None:
                     field=_dotted(where),
                 )
     for env_name, env in spec.environments.items():
+        _check_one_rollout(spec, env_name, tree, filename)
+        source = env.requires.promoted_from if env.requires else None
+        if source is not None and (source not in spec.environments or source == env_name):
+            loc = ("environments", env_name, "requires", "promoted_from")
+            raise SpecError(
+                f"{source!r} is not another environment of this spec",
+                file=filename,
+                line=_line(tree, loc),
+                field=_dotted(loc),
+            )
         for kind, names in (("routes", env.routes), ("services", env.services)):
             for service in names:
                 if service not in spec.services:
@@ -101,6 +111,26 @@ def _check_references(spec: Spec, tree: CommentedMap, filename: str) -> None:
                         line=_line(tree, loc),
                         field=_dotted(loc),
                     )
+
+
+def _check_one_rollout(spec: Spec, env: str, tree: CommentedMap, filename: str) -> None:
+    """One deployment moves every routed service's traffic by one step sequence."""
+    routed = sorted(s for s in spec.environments[env].routes if s in spec.services)
+    keyed = {
+        s: spec.service(env, s).strategy.model_dump(exclude={"retain_previous", "drain_timeout"})
+        for s in routed
+    }
+    for name in routed[1:]:
+        if keyed[name] != keyed[routed[0]]:
+            where = ("services", name, "strategy")
+            raise SpecError(
+                f"routed services {routed[0]} and {name} roll out differently in {env}; "
+                "one deployment moves all routed services by one strategy "
+                "(only retain_previous and drain_timeout may differ)",
+                file=filename,
+                line=_line(tree, where),
+                field=_dotted(where),
+            )
 
 
 def _repository(ref: str) -> str:

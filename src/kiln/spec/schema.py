@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Annotated, Any, Literal
 
@@ -17,6 +18,8 @@ from pydantic import (
 
 from kiln.errors import NotFound, SpecError
 from kiln.model import canonical_digest
+from kiln.model.analysis import Thresholds
+from kiln.model.release import CanaryStep, StrategyConfig
 from kiln.spec.durations import PATTERN, parse_duration
 
 Duration = Annotated[
@@ -72,10 +75,137 @@ class HealthSpec(_Strict):
     start_timeout: Duration = 30.0
 
 
+Ratio = Annotated[float, Field(ge=0, le=1)]
+
+
+class AnalysisSpec(_Strict):
+    """Thresholds a canary step is judged by; unset ones are not checked."""
+
+    window: Annotated[Duration, Field(gt=0)] | None = None
+    min_requests: int | None = Field(None, ge=1)
+    max_error_rate: Ratio | None = Field(None, description="(5xx + connect errors) / requests")
+    max_p99_ms: float | None = Field(None, gt=0)
+    max_error_rate_vs_stable: Ratio | None = Field(
+        None, description="canary error rate minus the stable fleet's, same window"
+    )
+    max_p99_ratio_vs_stable: float | None = Field(
+        None, gt=0, description="canary p99 / stable p99, same window"
+    )
+
+
+class CanaryStepSpec(_Strict):
+    weight: int = Field(ge=0, le=100, description="percent of traffic on the canary")
+    pause: Duration | Literal["manual"] | None = Field(
+        None, description="hold after the analysis: a duration, or manual (`kiln advance`)"
+    )
+    analysis: AnalysisSpec | None = None
+
+
+# Surge/unavailable: an instance count, or a percentage of the replicas ("25%").
+Amount = int | Annotated[str, Field(pattern=r"^\d{1,3}%$")]
+
+
 class StrategySpec(_Strict):
-    type: Literal["blue-green"] = "blue-green"
+    type: Literal["blue-green", "canary", "rolling"] = "blue-green"
     retain_previous: Duration = 600.0
     drain_timeout: Duration = 30.0
+    steps: list[CanaryStepSpec] | None = Field(None, min_length=1, description="canary only")
+    analysis: AnalysisSpec | None = Field(
+        None, description="canary: the default merged into every step's analysis"
+    )
+    progress_deadline: Annotated[Duration, Field(gt=0)] = Field(
+        600.0, description="a deployment not done by then fails and rolls back"
+    )
+    header: str = Field(
+        "X-Kiln-Fleet",
+        pattern=r"^[A-Za-z0-9-]+$",
+        description="canary: requests with `<header>: canary` reach the canary at any weight",
+    )
+    max_surge: Amount | None = Field(None, description="rolling: extra instances per batch")
+    max_unavailable: Amount | None = Field(
+        None, description="rolling: instances below the replica count per batch"
+    )
+
+    @model_validator(mode="after")
+    def _fits_type(self) -> StrategySpec:
+        if self.type != "canary" and (self.steps is not None or self.analysis is not None):
+            raise ValueError("steps and analysis are for type: canary")
+        if self.type != "rolling" and (
+            self.max_surge is not None or self.max_unavailable is not None
+        ):
+            raise ValueError("max_surge and max_unavailable are for type: rolling")
+        if self.type == "rolling":
+            surge, unavailable = self.max_surge, self.max_unavailable
+            for amount in (surge, unavailable):
+                if isinstance(amount, int) and amount < 0:
+                    raise ValueError("max_surge and max_unavailable cannot be negative")
+                if isinstance(amount, str) and int(amount[:-1]) > 100:
+                    raise ValueError(f"{amount} is more than 100%")
+            if _is_zero(surge if surge is not None else 1) and _is_zero(unavailable or 0):
+                raise ValueError(
+                    "max_surge and max_unavailable cannot both be 0: nothing could move"
+                )
+        if self.type == "canary":
+            if not self.steps:
+                raise ValueError("type: canary needs steps (a weight each)")
+            weights = [s.weight for s in self.steps]
+            if any(b <= a for a, b in itertools.pairwise(weights)):
+                raise ValueError(f"step weights must increase: {weights}")
+            for step in self.steps:
+                if step.weight == 100 and _merged(self.analysis, step.analysis).compares_stable:
+                    raise ValueError(
+                        "a step at weight 100 leaves the stable fleet no traffic "
+                        "to compare with (max_*_vs_stable)"
+                    )
+        return self
+
+    def config(self, replicas: int) -> StrategyConfig:
+        """The release's pinned form: merged thresholds, amounts as instance counts."""
+        surge, unavailable = self.max_surge, self.max_unavailable
+        return StrategyConfig(
+            type=self.type,
+            retain_previous=self.retain_previous,
+            drain_timeout=self.drain_timeout,
+            steps=tuple(
+                CanaryStep(
+                    weight=s.weight,
+                    pause=s.pause if isinstance(s.pause, float) else None,
+                    manual=s.pause == "manual",
+                    analysis=step_thresholds(self, s),
+                )
+                for s in self.steps or ()
+            ),
+            progress_deadline=self.progress_deadline,
+            header=self.header,
+            max_surge=resolve_amount(surge if surge is not None else 1, replicas, round_up=True),
+            max_unavailable=resolve_amount(unavailable or 0, replicas, round_up=False),
+        )
+
+
+def _is_zero(amount: int | str) -> bool:
+    return amount == 0 or amount == "0%"
+
+
+def resolve_amount(amount: int | str, replicas: int, *, round_up: bool) -> int:
+    """An instance count from a count or a percentage of ``replicas`` (as Kubernetes does:
+    surge rounds up, unavailable rounds down)."""
+    if isinstance(amount, int):
+        return amount
+    share = int(amount[:-1]) * replicas
+    return -(-share // 100) if round_up else share // 100
+
+
+def _merged(default: AnalysisSpec | None, own: AnalysisSpec | None) -> Thresholds:
+    fields = {**(default.model_dump(exclude_none=True) if default else {})}
+    fields.update(own.model_dump(exclude_none=True) if own else {})
+    return Thresholds(**fields)
+
+
+def step_thresholds(strategy: StrategySpec, step: CanaryStepSpec) -> Thresholds | None:
+    """The step's analysis: its own thresholds over the strategy's default; None: none."""
+    if strategy.analysis is None and step.analysis is None:
+        return None
+    return _merged(strategy.analysis, step.analysis)
 
 
 MEMORY = r"^\d+(\.\d+)?[bkmg]?$"
@@ -100,7 +230,7 @@ class ServiceSpec(_Strict):
     volumes: dict[Annotated[str, Field(pattern=NAME)], Annotated[str, Field(pattern=r"^/")]] = (
         Field(default_factory=dict)
     )
-    strategy: StrategySpec = Field(default_factory=StrategySpec)
+    strategy: StrategySpec = Field(default_factory=StrategySpec)  # type: ignore[arg-type]
     cap_add: list[Annotated[str, Field(pattern=r"^[A-Z_]+$")]] = Field(default_factory=list)
     cpus: float | None = Field(None, gt=0)
     memory: str | None = Field(None, pattern=MEMORY, description="e.g. 256m, 1g")
@@ -141,8 +271,20 @@ class DockerSpec(_Strict):
     host: str | None = Field(None, description="engine address; default $DOCKER_HOST or the socket")
 
 
+class RequiresSpec(_Strict):
+    """Evidence a release needs before it may serve in this environment."""
+
+    promoted_from: Name | None = Field(
+        None, description="only releases promoted from this environment (`kiln promote`)"
+    )
+    min_soak: Duration = Field(
+        0.0, description="how long the release must have served there, e.g. 30m"
+    )
+
+
 class EnvironmentSpec(_Strict):
     provider: str = "local"
+    requires: RequiresSpec | None = None
     pin: Literal["resolve", "strict"] = Field(
         "resolve", description="strict: images must be pinned by digest (name@sha256:...)"
     )

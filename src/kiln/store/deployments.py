@@ -141,6 +141,14 @@ def finish(
     return get(conn, deployment_id)
 
 
+def set_progress(conn: Connection, deployment_id: int, progress: dict[str, Any]) -> None:
+    conn.execute(
+        update(deployments_table)
+        .where(_D.id == deployment_id)
+        .values(progress=json.dumps(progress, sort_keys=True))
+    )
+
+
 def _step_record(conn: Connection, deployment_id: int, seq: int) -> StepRecord:
     row = conn.execute(
         select(steps_table).where(_S.deployment_id == deployment_id, _S.seq == seq)
@@ -178,4 +186,5 @@ def _deployment(conn: Connection, row: Row[Any]) -> Deployment:
         started_at=row.started_at,
         finished_at=row.finished_at,
         steps=tuple(_record(r) for r in records),
+        progress=json.loads(row.progress) if row.progress else None,
     )

@@ -91,9 +91,17 @@ def append(
     return Event(seq=seq, at=at, detail=data, prev_hash=prev_hash, hash=digest, **fields)
 
 
-def listing(conn: Connection, app: str | None, env: str | None, limit: int | None) -> list[Event]:
+def listing(
+    conn: Connection,
+    app: str | None,
+    env: str | None,
+    limit: int | None,
+    action: str | None = None,
+) -> list[Event]:
     """Events in ascending seq; with ``limit``, the newest ``limit`` of them."""
     query = select(events_table)
+    if action is not None:
+        query = query.where(_E.action == action)
     if app is not None:
         query = query.where(_E.app == app)
     if env is not None:

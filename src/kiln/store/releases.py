@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Row, func, insert, select, update
 
 from kiln.errors import NotFound
 from kiln.model.codec import from_json, to_json
-from kiln.model.release import Release, ServiceRelease
+from kiln.model.release import Promotion, Release, ServiceRelease
 from kiln.store.db import utcnow
 from kiln.store.tables import current_releases, releases
 
@@ -42,6 +42,11 @@ def create(conn: Connection, release: Release) -> Release:
             created_at=release.created_at,
             reason=release.reason,
             provider=release.provider,
+            promotion=(
+                json.dumps(to_json(release.promotion), sort_keys=True)
+                if release.promotion
+                else None
+            ),
         )
     )
     return get(conn, release.app, release.env, number)
@@ -114,4 +119,5 @@ def _release(row: Row[Any]) -> Release:
         created_at=row.created_at,
         reason=row.reason,
         provider=row.provider,
+        promotion=from_json(Promotion, json.loads(row.promotion)) if row.promotion else None,
     )

@@ -156,6 +156,10 @@ class Store:
         with self._db.write("finish a step") as conn:
             return deployments.finish_step(conn, deployment_id, seq, status, detail)
 
+    def set_progress(self, deployment_id: int, progress: dict[str, Any]) -> None:
+        with self._db.write("record a deployment's progress") as conn:
+            deployments.set_progress(conn, deployment_id, progress)
+
     def finish_deployment(
         self, deployment_id: int, status: DeploymentStatus, reason: str = ""
     ) -> Deployment:
@@ -222,10 +226,15 @@ class Store:
         return event
 
     def events(
-        self, app: str | None = None, env: str | None = None, limit: int | None = None
+        self,
+        app: str | None = None,
+        env: str | None = None,
+        limit: int | None = None,
+        *,
+        action: str | None = None,
     ) -> list[Event]:
         with self._db.read("read audit events") as conn:
-            return events.listing(conn, app, env, limit)
+            return events.listing(conn, app, env, limit, action)
 
     def verify_events(self) -> int:
         # A write transaction, though it only reads: no append can slip in between

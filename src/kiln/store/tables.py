@@ -72,6 +72,7 @@ releases = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("reason", Text, nullable=False),
     Column("provider", String(100), nullable=False),
+    Column("promotion", Text, nullable=True),  # JSON: kiln.model.Promotion
     # The safety net under atomic numbering: two releases can never share a number.
     UniqueConstraint("app", "env", "number", name="uq_releases_app_env_number"),
 )
@@ -117,6 +118,7 @@ deployments = Table(
     Column("reason", Text, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
+    Column("progress", Text, nullable=True),  # JSON: live numbers of the running step
     Index("ix_deployments_app_env_status", "app", "env", "status"),
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kiln.model import DeploymentStatus, StepRecord
+from kiln.model import DeploymentStatus, StepRecord, StrategyConfig
 from kiln.model.steps import Step
 
 
@@ -22,6 +22,8 @@ class Plan:
     retain_seconds: dict[str, float] = field(default_factory=dict)  # per service
     # fleets in ``new`` that were not launched for this deployment but reused warm
     reused: frozenset[str] = frozenset()
+    # how traffic moves (canary steps, deadline); the routed services share it
+    config: StrategyConfig = field(default_factory=StrategyConfig)
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,9 @@ class Finish:
 
 def decide(plan: Plan, log: Sequence[StepRecord]) -> Step | Finish:
     """The next step of the deployment, or how it ends."""
-    from kiln.strategies import bluegreen
+    from kiln.strategies import bluegreen, canary
 
-    strategies = {"blue-green": bluegreen.decide}
+    strategies = {"blue-green": bluegreen.decide, "canary": canary.decide}
     try:
         return strategies[plan.strategy](plan, log)
     except KeyError:

@@ -40,6 +40,10 @@ case "$target" in
 "; done
     reply "200 OK" "$out" ;;
   *)
+    # ERROR_RATE=0.2 makes that fraction of GET / answer 500 (for canary tests).
+    if [ -n "$ERROR_RATE" ] && awk -v r="$ERROR_RATE" -v x="$RANDOM" 'BEGIN { exit !(x / 32768 < r) }'; then
+      reply "500 Internal Server Error" "$VERSION error"
+    fi
     reply "200 OK" "$VERSION ${GREETING:-hello}
 from ${KILN_INSTANCE:-$(hostname)}" ;;
 esac
