@@ -110,7 +110,7 @@ def test_healthy_canary_reaches_100_and_router_counts_match_the_clients(
     project = local_project
     use_canary(
         project,
-        "[{weight: 30, analysis: {window: 2s, min_requests: 20, max_error_rate: 0.01,"
+        "[{weight: 30, analysis: {window: 4s, min_requests: 20, max_error_rate: 0.01,"
         " max_error_rate_vs_stable: 0.01, max_p99_ratio_vs_stable: 20}},"
         " {weight: 60, pause: 1s}]",
     )
@@ -118,10 +118,18 @@ def test_healthy_canary_reaches_100_and_router_counts_match_the_clients(
     project.set_version("v2")
     before = fleet_requests(project)
     with Load(project.url, clients=6, max_seconds=90) as load:
-        out = project.kiln("deploy")
+        deploy = project.popen("deploy")
+        # kiln status in another terminal shows the live numbers of the analysis.
+        wait_for(lambda: running_progress(project).get("kind") == "analyze", what="analysis")
+        status = project.kiln("status").stdout
+        code, stdout, stderr = finish(deploy)
         result = load.stop()
-    assert "release 2 serves hello/dev" in out.stdout
-    assert "analysis at step 1 (canary 30%) passed" in out.stderr
+    assert "analysis at canary step 1 (30%)" in status
+    assert "hello.dev.web.r2 (canary)" in status
+    assert "hello.dev.web.r1 (stable)" in status
+    assert code == 0, stderr
+    assert "release 2 serves hello/dev" in stdout
+    assert "analysis at step 1 (canary 30%) passed" in stderr
     assert result.failed == 0, result.errors
     assert {"v1 hello", "v2 hello"} <= set(result.bodies)
 

@@ -25,7 +25,11 @@ class RichReporter:
     def step_finished(self, record: StepRecord) -> None:
         self._stop()
         label = record.step.kind.replace("_", " ")
-        fleets = ", ".join(getattr(record.step, "fleets", ()) or ())
+        counts = getattr(record.step, "counts", None)
+        if counts is not None:  # grow / shrink: each fleet's instance count
+            fleets = ", ".join(f"{f} to {n}" for f, n in counts.items())
+        else:
+            fleets = ", ".join(getattr(record.step, "fleets", ()) or ())
         what = f"{label} {fleets}".strip()
         if record.status is StepStatus.OK:
             self.console.print(f"[green]✔[/] {what}: {record.detail}")

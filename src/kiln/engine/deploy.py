@@ -211,12 +211,16 @@ def strategy_plan(
     new: dict[str, str],
     previous: dict[str, str | None],
     reused: frozenset[str],
+    previous_replicas: dict[str, int],
     strategy: str | None = None,
 ) -> Plan:
+    """``previous_replicas``: fleet -> replica count of each fleet in ``previous``."""
     config = rollout_config(release)
+    replicas = {fleet: release.services[s].replicas for s, fleet in new.items()}
     return Plan(
         strategy=strategy or config.type,
         config=config,
+        replicas={**previous_replicas, **replicas},
         new=new,
         previous=previous,
         routed=frozenset(s for s, svc in release.services.items() if svc.route),
@@ -231,7 +235,18 @@ def plan_of(ctx: Context, dep: Deployment) -> Plan:
     reused = frozenset(
         f for f in dep.fleets.values() if ctx.store.get_fleet(f).release != dep.release
     )
-    return strategy_plan(release, dep.fleets, dep.previous, reused, dep.strategy)
+    return strategy_plan(
+        release,
+        dep.fleets,
+        dep.previous,
+        reused,
+        previous_replicas(ctx, dep.previous),
+        dep.strategy,
+    )
+
+
+def previous_replicas(ctx: Context, previous: dict[str, str | None]) -> dict[str, int]:
+    return {f: ctx.store.get_fleet(f).replicas for f in previous.values() if f is not None}
 
 
 def run(ctx: Context, dep: Deployment) -> Deployment:

@@ -19,11 +19,13 @@ from kiln.model import Deployment, Fleet, FleetState, Instance, ServiceRelease, 
 from kiln.model.steps import (
     Analyze,
     Destroy,
+    Grow,
     Launch,
     Pause,
     Retain,
     Retire,
     SetRoutes,
+    Shrink,
     Step,
     WaitHealthy,
 )
@@ -42,11 +44,16 @@ def execute(ctx: Context, dep: Deployment, step: Step, record: StepRecord) -> st
     if isinstance(step, Pause):
         return pause(ctx, dep, step, record)
     if isinstance(step, Launch):
-        return _launch(ctx, env, step.fleets)
+        return _launch(ctx, env, _full_size(ctx, step.fleets))
     if isinstance(step, WaitHealthy):
-        return _wait_healthy(ctx, env, step.fleets)
+        return _wait_healthy(ctx, env, _full_size(ctx, step.fleets))
+    if isinstance(step, Grow):
+        started = _launch(ctx, env, step.counts)
+        return f"{started}; {_wait_healthy(ctx, env, step.counts)}"
+    if isinstance(step, Shrink):
+        return _shrink(ctx, env, step)
     if isinstance(step, SetRoutes):
-        return _set_routes(ctx, env, step)
+        return _set_routes(ctx, env, step.weights, step.roles)
     if isinstance(step, Retain):
         until = datetime.now(UTC) + timedelta(seconds=step.seconds)
         for fleet in step.fleets:
@@ -59,16 +66,21 @@ def execute(ctx: Context, dep: Deployment, step: Step, record: StepRecord) -> st
     raise KilnError(f"unknown step {step!r}")
 
 
-def _launch(ctx: Context, env: str, fleets: tuple[str, ...]) -> str:
+def _full_size(ctx: Context, fleets: tuple[str, ...]) -> dict[str, int]:
+    return {f: ctx.store.get_fleet(f).replicas for f in fleets}
+
+
+def _launch(ctx: Context, env: str, counts: dict[str, int]) -> str:
+    """Bring each fleet up to its count of live instances (dead ones are cleared)."""
     provider = ctx.provider(env)
     observed = provider.observe(env)
     started = 0
-    for fleet_id in fleets:
+    for fleet_id, count in counts.items():
         fleet = ctx.store.get_fleet(fleet_id)
         mine = [i for i in observed if i.fleet == fleet_id]
         for dead in (i for i in mine if not i.alive):
             provider.destroy(dead, grace=0)
-        missing = fleet.replicas - sum(1 for i in mine if i.alive)
+        missing = count - sum(1 for i in mine if i.alive)
         if missing <= 0:
             continue
         service = service_of(ctx, fleet)
@@ -81,15 +93,15 @@ def _launch(ctx: Context, env: str, fleets: tuple[str, ...]) -> str:
     return f"{started} instance(s) started"
 
 
-def _wait_healthy(ctx: Context, env: str, fleets: tuple[str, ...]) -> str:
+def _wait_healthy(ctx: Context, env: str, counts: dict[str, int]) -> str:
     provider = ctx.provider(env)
     gates = []
-    for fleet_id in fleets:
+    for fleet_id, count in counts.items():
         fleet = ctx.store.get_fleet(fleet_id)
         check = service_of(ctx, fleet).health
         # A warm fleet already passed its gate once: one good answer each is enough.
         warm = fleet.state in (FleetState.RETAINED, FleetState.ACTIVE)
-        gates.append(Gate(fleet_id, fleet.replicas, check, 1 if warm else check.healthy_after))
+        gates.append(Gate(fleet_id, count, check, 1 if warm else check.healthy_after))
 
     def last_logs(inst: Instance) -> str:
         lines = list(provider.logs(env, inst.service, tail=5))
@@ -102,8 +114,14 @@ def _wait_healthy(ctx: Context, env: str, fleets: tuple[str, ...]) -> str:
     return "all instances healthy"
 
 
-def _set_routes(ctx: Context, env: str, step: SetRoutes) -> str:
-    weights = step.weights
+def _set_routes(
+    ctx: Context,
+    env: str,
+    weights: dict[str, dict[str, int]],
+    roles: dict[str, str],
+    leaving: frozenset[str] = frozenset(),
+) -> str:
+    """Apply ``weights``; instances in ``leaving`` (ids) are no backend any more."""
     listen: dict[str, str] = {}
     headers: dict[str, str] = {}
     for fleets in weights.values():
@@ -113,10 +131,10 @@ def _set_routes(ctx: Context, env: str, step: SetRoutes) -> str:
             if service.route is not None:
                 listen[fleet.service] = service.route
                 # The newest release's header name wins: it is the one being rolled out.
-                if fleet.service not in headers or fleet_id in step.roles:
+                if fleet.service not in headers or fleet_id in roles:
                     headers[fleet.service] = service.strategy.header
-    instances = ctx.provider(env).observe(env)
-    routes = env_routes(ctx, env, weights, listen, instances, roles=step.roles, headers=headers)
+    instances = [i for i in ctx.provider(env).observe(env) if i.id not in leaving]
+    routes = env_routes(ctx, env, weights, listen, instances, roles=roles, headers=headers)
     table = apply_env_routes(ctx, env, routes)
     shares = [
         f"{fleet} {weight}%"
@@ -129,6 +147,27 @@ def _set_routes(ctx: Context, env: str, step: SetRoutes) -> str:
             if weight > 0:
                 ctx.store.set_fleet_state(fleet_id, FleetState.ACTIVE)
     return f"route table version {table.version}" + (f": {', '.join(shares)}" if shares else "")
+
+
+def _shrink(ctx: Context, env: str, step: Shrink) -> str:
+    """Out of the route, drained, destroyed: the instances above each fleet's count."""
+    provider = ctx.provider(env)
+    observed = provider.observe(env)
+    leaving = []
+    for fleet_id, keep in step.counts.items():
+        alive = [i for i in observed if i.fleet == fleet_id and i.alive]
+        leaving += alive[keep:]
+    routes = _set_routes(ctx, env, step.weights, {}, frozenset(i.id for i in leaving))
+    if leaving:
+        fleets = tuple(step.counts)
+        timeout = max(
+            service_of(ctx, ctx.store.get_fleet(f)).strategy.drain_timeout for f in fleets
+        )
+        if not ctx.router().wait_drained([i.address for i in leaving], timeout):
+            ctx.reporter.info(f"drain timeout ({timeout:g}s) reached; stopping anyway")
+        with ThreadPoolExecutor(max_workers=16, thread_name_prefix="kiln-destroy") as pool:
+            list(pool.map(provider.destroy, leaving))
+    return f"{len(leaving)} instance(s) out; {routes}"
 
 
 def retire_fleets(ctx: Context, env: str, fleets: tuple[str, ...]) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kiln.engine.context import Context
-from kiln.engine.deploy import compute_plan, strategy_plan
+from kiln.engine.deploy import compute_plan, previous_replicas, strategy_plan
 from kiln.engine.releases import build_release
 from kiln.engine.routes import route_name
 from kiln.model import Deployment, Fleet, FleetState, Instance, Release, to_json
@@ -129,7 +129,13 @@ def preview(ctx: Context, env: str) -> DeployPreview:
     plan, current = compute_plan(ctx, env, release)
     steps: list[str] = []
     if plan.changed:
-        strat = strategy_plan(release, plan.new, plan.previous, plan.reused)
+        strat = strategy_plan(
+            release,
+            plan.new,
+            plan.previous,
+            plan.reused,
+            previous_replicas(ctx, plan.previous),
+        )
         steps = _happy_path(strat)
     return DeployPreview(release, current, plan, tuple(steps))
 
@@ -175,6 +181,9 @@ def _describe(step: Any) -> str:
             f"analyze canary at {step.weight}% over {format_duration(t.window)} "
             f"(min {t.min_requests} requests; {', '.join(checks) or 'no thresholds'})"
         )
+    if step.kind in ("grow", "shrink"):
+        sizes = ", ".join(f"{f} to {n}" for f, n in step.counts.items())
+        return f"{step.kind} {sizes}"
     if step.kind == "pause":
         held = "`kiln advance`" if step.seconds is None else format_duration(step.seconds)
         return f"pause at {step.weight}% until {held}"

@@ -74,6 +74,23 @@ class Pause:
 
 
 @dataclass(frozen=True)
+class Grow:
+    """Bring fleets up to these instance counts, then wait until all are healthy."""
+
+    counts: dict[str, int]  # fleet -> instances it should have
+    kind: Literal["grow"] = "grow"
+
+
+@dataclass(frozen=True)
+class Shrink:
+    """Take fleets down to these counts: out of the route first, drained, destroyed."""
+
+    counts: dict[str, int]  # fleet -> instances it keeps
+    weights: dict[str, dict[str, int]]  # the routes without the instances that leave
+    kind: Literal["shrink"] = "shrink"
+
+
+@dataclass(frozen=True)
 class Retain:
     """Keep fleets warm, out of the route, for instant rollback; retired later."""
 
@@ -99,6 +116,6 @@ class Destroy:
 
 
 Step = Annotated[
-    Launch | WaitHealthy | SetRoutes | Analyze | Pause | Retain | Retire | Destroy,
+    Launch | WaitHealthy | SetRoutes | Analyze | Pause | Grow | Shrink | Retain | Retire | Destroy,
     Field(discriminator="kind"),
 ]

@@ -24,6 +24,8 @@ class Plan:
     reused: frozenset[str] = frozenset()
     # how traffic moves (canary steps, deadline); the routed services share it
     config: StrategyConfig = field(default_factory=StrategyConfig)
+    # fleet -> its replica count (new and previous fleets): rolling moves instances
+    replicas: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -34,9 +36,13 @@ class Finish:
 
 def decide(plan: Plan, log: Sequence[StepRecord]) -> Step | Finish:
     """The next step of the deployment, or how it ends."""
-    from kiln.strategies import bluegreen, canary
+    from kiln.strategies import bluegreen, canary, rolling
 
-    strategies = {"blue-green": bluegreen.decide, "canary": canary.decide}
+    strategies = {
+        "blue-green": bluegreen.decide,
+        "canary": canary.decide,
+        "rolling": rolling.decide,
+    }
     try:
         return strategies[plan.strategy](plan, log)
     except KeyError:

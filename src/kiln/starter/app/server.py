@@ -6,7 +6,9 @@ GET /data      lists files in the uploads volume; POST /data stores the body the
 GET /artifact-write  tries to write into the app's own (read-only) directory
 
 ERROR_RATE=0.2 makes that fraction of GET / answer 500 (for canary tests);
-STARTUP_DELAY=3 waits that many seconds before listening (for tests).
+STARTUP_DELAY=3 waits that many seconds before listening (for tests);
+CRASH_AFTER=1 lets that many instances start, counted in the uploads volume,
+and makes every later one exit at once (a rolling batch that fails, for tests).
 SIGTERM stops accepting and lets in-flight requests finish.
 """
 
@@ -73,7 +75,19 @@ class Handler(BaseHTTPRequestHandler):
         return self.reply(201, f"stored {name}\n")
 
 
+def crash_if_too_many():
+    limit = os.environ.get("CRASH_AFTER")
+    if not limit:
+        return
+    VOLUME.mkdir(parents=True, exist_ok=True)
+    started = len(list(VOLUME.glob("started-*")))
+    (VOLUME / f"started-{INSTANCE}").write_text("")
+    if started >= int(limit):
+        raise SystemExit(f"CRASH_AFTER={limit}: {started} instances started already")
+
+
 def main():
+    crash_if_too_many()
     time.sleep(float(os.environ.get("STARTUP_DELAY", "0") or 0))
     server = ThreadingHTTPServer(("127.0.0.1", int(os.environ.get("PORT", "8000"))), Handler)
     server.daemon_threads = False  # in-flight requests finish on shutdown
