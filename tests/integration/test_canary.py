@@ -219,6 +219,38 @@ def test_progress_deadline_ends_a_stuck_canary(local_project: Project) -> None:
     assert project.instances("hello.dev.web.r2") == 0
 
 
+def test_an_inconclusive_analysis_fails_at_the_deadline(local_project: Project) -> None:
+    project = local_project
+    use_canary(
+        project,
+        "[{weight: 50, analysis: {window: 1s, min_requests: 1000, max_error_rate: 0.01}}]",
+        ", progress_deadline: 4s",
+    )
+    project.kiln("deploy")
+    project.set_version("v2")
+    out = project.kiln("deploy", check=False)  # no traffic: never enough requests
+    assert out.returncode == 1
+    assert "progress deadline (4s) passed during the analysis at step 1 (canary 50%)" in out.stderr
+    assert "canary: 0 of 1000 requests needed" in out.stderr
+    assert project.serving() == {"v1 hello"}
+    (stopped,) = events(project, "deploy.analysis")
+    assert stopped["detail"]["result"] == "stopped"
+
+
+def test_rollback_aborts_a_canary_whose_kiln_died(local_project: Project) -> None:
+    project = local_project
+    use_canary(project, "[{weight: 25, pause: manual}]")
+    project.kiln("deploy")
+    project.set_version("v2")
+    died = project.kiln("deploy", check=False, extra_env={"KILN_FAILPOINT": "before:pause"})
+    assert died.returncode == -9
+    out = project.kiln("rollback")  # drives the dead deployment's failure path itself
+    assert "deployment 2 failed; release 1 serves hello/dev" in out.stdout
+    assert project.serving(20) == {"v1 hello"}
+    assert project.instances("hello.dev.web.r2") == 0
+    assert project.status()["current_release"]["number"] == 1  # not one release too far
+
+
 def test_rollback_during_a_canary_aborts_it_and_after_one_is_immediate(
     local_project: Project,
 ) -> None:

@@ -59,3 +59,17 @@ def test_a_failing_batch_rolls_the_replaced_batches_back(local_project: Project)
     st = project.status()
     assert st["current_release"]["number"] == 1
     assert st["weights"] == {"hello.dev.web.r1": 100}
+
+
+def test_limits_that_round_to_nothing_are_refused_before_anything_changes(
+    local_project: Project,
+) -> None:
+    project = local_project
+    use_rolling(project, "0", "25%")  # 25 % of 3 replicas rounds down to 0
+    out = project.kiln("deploy", check=False)
+    assert out.returncode == 1
+    assert out.stderr.strip() == (
+        "error: service web: max_surge and max_unavailable both come to 0 of 3 replicas; "
+        "nothing could be replaced"
+    )
+    assert project.status()["current_release"] is None

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kiln.model.codec import from_json
-from kiln.model.route import FleetRoute, Route, RouteTable
+from kiln.model.route import STEERED, FleetRoute, Route, RouteTable
 from kiln.router import RouterClient, ensure_router, stop_router
 from tests.router.http_get import get
 
@@ -111,17 +111,22 @@ def test_without_the_header_a_weight_zero_fleet_gets_nothing(
     assert len(stable.peers) == 200
 
 
-def test_metrics_count_header_routed_requests_on_the_canary(
+def test_header_routed_requests_are_counted_apart_from_the_fleets_own(
     router: RouterClient, backends: Callable[[str], Backend]
 ) -> None:
     listen = _canary_at_zero(router, backends)
     _get(listen, {"X-Kiln-Fleet": "canary"}, times=30)
+    _get(listen, {"X-Kiln-Fleet": "stable"}, times=5)
     _get(listen, {}, times=10)
     fleets = router.metrics().fleets
-    assert (fleets["fc"].requests, fleets["fc"].responses_5xx) == (30, 0)
-    assert sum(fleets["fc"].latency_counts) == 30
-    assert fleets["fc"].in_flight == 0
-    assert fleets["fs"].requests == 10
+    steered = fleets["fc" + STEERED]
+    assert (steered.requests, steered.responses_5xx) == (30, 0)
+    assert sum(steered.latency_counts) == 30
+    assert steered.in_flight == 0
+    assert "fc" not in fleets  # no real traffic reached the canary: nothing to analyse
+    # Steering to the only weighted fleet changes nothing: those are ordinary requests.
+    assert fleets["fs"].requests == 15
+    assert "fs" + STEERED not in fleets
 
 
 def test_roles_and_header_survive_the_admin_api_and_a_restart(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -17,14 +17,13 @@ from kiln.model.steps import (
     Pause,
     Retain,
     SetRoutes,
-    Step,
     WaitHealthy,
 )
 from kiln.spec import parse_spec
 from kiln.strategies import Finish, Plan, decide
 from kiln.strategies.gates import Gate, GateRequest, Gates, fold
+from tests.unit.drive import NOW, run
 
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
 CHECK = Thresholds(window=30, min_requests=50, max_error_rate=0.01)
 
 
@@ -44,23 +43,6 @@ TWO_STEPS = plan(
     CanaryStep(weight=50, manual=True),
 )
 ROLES = {"a.dev.web.r2": "canary", "a.dev.web.r1": "stable"}
-
-
-def run(p: Plan, fail: str | None = None, at: tuple[int, ...] = (1,)) -> tuple[list[Step], Finish]:
-    """Drive the strategy; the steps of kind ``fail`` whose count is in ``at`` fail."""
-    log: list[StepRecord] = []
-    seen = 0
-    for seq in range(1, 100):
-        decision = decide(p, log)
-        if isinstance(decision, Finish):
-            return [r.step for r in log], decision
-        failing = False
-        if decision.kind == fail:
-            seen += 1
-            failing = seen in at
-        status = StepStatus.FAILED if failing else StepStatus.OK
-        log.append(StepRecord(seq, decision, status, "boom" if failing else "", NOW))
-    raise AssertionError("strategy did not finish")
 
 
 def test_golden_path_moves_traffic_step_by_step() -> None:
@@ -263,6 +245,15 @@ def test_rolling_amounts_resolve_against_replicas() -> None:
             "a step at weight 100 leaves the stable fleet no traffic",
         ),
         ("{type: rolling, max_surge: 0, max_unavailable: 0%}", "cannot both be 0"),
+        (
+            "{type: canary, progress_deadline: 10s, steps: [{weight: 10, pause: 10s}]}",
+            "step 1 waits 10s, not less than progress_deadline (10s)",
+        ),
+        (
+            "{type: canary, progress_deadline: 1m, steps: [{weight: 10}],"
+            " analysis: {window: 2m, max_error_rate: 0.1}}",
+            "step 1 waits 120s",
+        ),
         ("{type: rolling, max_surge: 150%}", "150% is more than 100%"),
         ("{type: canary, steps: [{weight: 5}], max_surge: 1}", "are for type: rolling"),
         (

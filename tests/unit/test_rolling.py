@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kiln.model import DeploymentStatus, StepRecord, StepStatus, StrategyConfig
-from kiln.model.steps import Destroy, Grow, Retire, SetRoutes, Shrink, Step
+from kiln.model.steps import Destroy, Grow, Retire, SetRoutes, Shrink
 from kiln.strategies import Finish, Plan, decide
 from kiln.strategies.rolling import batches
+from tests.unit.drive import NOW, run
 
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
 NEW, OLD = "a.dev.web.r2", "a.dev.web.r1"
 
 
@@ -26,22 +24,6 @@ def plan(replicas: int = 3, old: int = 3, surge: int = 1, unavailable: int = 0) 
         config=StrategyConfig(type="rolling", max_surge=surge, max_unavailable=unavailable),
         replicas={NEW: replicas, OLD: old},
     )
-
-
-def run(p: Plan, fail: str | None = None, at: int = 1) -> tuple[list[Step], Finish]:
-    log: list[StepRecord] = []
-    seen = 0
-    for seq in range(1, 200):
-        decision = decide(p, log)
-        if isinstance(decision, Finish):
-            return [r.step for r in log], decision
-        failing = False
-        if decision.kind == fail:
-            seen += 1
-            failing = seen == at
-        status = StepStatus.FAILED if failing else StepStatus.OK
-        log.append(StepRecord(seq, decision, status, "boom" if failing else "", NOW))
-    raise AssertionError("strategy did not finish")
 
 
 def test_surge_one_unavailable_zero_replaces_one_at_a_time() -> None:
@@ -71,7 +53,7 @@ def test_batches() -> None:
 
 
 def test_a_failing_batch_grows_the_old_fleet_back_then_rolls_back() -> None:
-    steps, end = run(plan(), fail="grow", at=2)  # the second batch never gets healthy
+    steps, end = run(plan(), fail="grow", at=(2,))  # the second batch never gets healthy
     assert steps[-3:] == [
         Grow(counts={OLD: 3}),  # new instances of the old release, back to full size
         SetRoutes(weights={"web": {OLD: 100}}),
@@ -88,7 +70,7 @@ def test_a_failing_first_batch_destroys_only_the_new_fleet() -> None:
 
 
 def test_when_the_old_fleet_cannot_grow_back_both_keep_serving() -> None:
-    steps, _ = run(plan(), fail="grow", at=2)
+    steps, _ = run(plan(), fail="grow", at=(2,))
     log = [StepRecord(i + 1, s, StepStatus.OK, "", NOW) for i, s in enumerate(steps[:-3])]
     log[-1] = StepRecord(len(log), steps[len(log) - 1], StepStatus.FAILED, "boom", NOW)
     log.append(StepRecord(len(log) + 1, Grow(counts={OLD: 3}), StepStatus.FAILED, "full", NOW))

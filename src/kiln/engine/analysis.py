@@ -11,7 +11,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 
 from kiln.engine.context import Context
-from kiln.engine.gates import POLL, check_going, deadline_of, gates
+from kiln.engine.gates import POLL, Deadline, check_going, gates
 from kiln.errors import KilnError
 from kiln.model import Deployment, RouterMetrics, StepRecord
 from kiln.model.analysis import FleetWindow, Outcome, Verdict
@@ -72,10 +72,26 @@ def analyze(ctx: Context, dep: Deployment, step: Analyze) -> str:
     step's detail, the audit log, and the deployment's live progress.
     """
     router = ctx.router()
-    deadline = deadline_of(dep, step.deadline)
+    deadline = Deadline.of(dep, step.deadline)
     base = router.metrics()
     started = time.monotonic()
     label = f"step {step.step + 1} (canary {step.weight}%)"
+    try:
+        return _judge_until_decided(ctx, dep, step, base, started, deadline, label)
+    finally:
+        ctx.store.set_progress(dep.id, None)
+
+
+def _judge_until_decided(
+    ctx: Context,
+    dep: Deployment,
+    step: Analyze,
+    base: RouterMetrics,
+    started: float,
+    deadline: Deadline,
+    label: str,
+) -> str:
+    router = ctx.router()
     while True:
         time.sleep(min(POLL * 4, step.thresholds.window))
         elapsed = time.monotonic() - started
@@ -93,7 +109,7 @@ def analyze(ctx: Context, dep: Deployment, step: Analyze) -> str:
             _record(ctx, dep, step, verdicts, "pass")
             return f"analysis at {label} passed: {summary}"
         try:
-            check_going(ctx, dep, g, deadline)
+            check_going(ctx, g, deadline)
         except KilnError as stop:
             _record(ctx, dep, step, verdicts, "stopped")
             raise KilnError(f"{stop} during the analysis at {label}: {summary}") from None
@@ -116,10 +132,11 @@ def _record(
 
 def pause(ctx: Context, dep: Deployment, step: Pause, record: StepRecord) -> str:
     """Hold for ``step.seconds``, or until `kiln advance`; abort and deadline end it."""
-    deadline = deadline_of(dep, step.deadline)
-    # An advance counts from the start of this canary step (its weight change), so
-    # one given while the step's analysis still ran ends the pause that follows.
-    since = _step_start(dep, record)
+    deadline = Deadline.of(dep, step.deadline)
+    # Only an advance given while this pause runs ends it: one given during the
+    # analysis before must not approve a pause its giver has not seen yet.
+    assert record.started_at is not None
+    since = record.started_at
     started = time.monotonic()
     label = f"step {step.step + 1} (canary {step.weight}%)"
     waiting = "`kiln advance`" if step.seconds is None else format_duration(step.seconds)
@@ -127,22 +144,15 @@ def pause(ctx: Context, dep: Deployment, step: Pause, record: StepRecord) -> str
         dep.id, {"kind": "pause", "step": step.step + 1, "weight": step.weight, "until": waiting}
     )
     ctx.reporter.progress(f"paused at {label}: waiting for {waiting}")
-    while True:
-        g = gates(ctx, dep, since)
-        check_going(ctx, dep, g, deadline)
-        if g.advanced is not None:
-            return f"advanced at {label}: {g.advanced.said()}"
-        done = step.seconds is not None and time.monotonic() - started >= step.seconds
-        if done and g.paused is None:
-            return f"paused {format_duration(step.seconds or 0)} at {label}"
-        time.sleep(POLL)
-
-
-def _step_start(dep: Deployment, record: StepRecord) -> datetime:
-    """When the canary step ``record`` belongs to began: its weight change's start."""
-    earlier = [r for r in dep.steps if r.seq < record.seq]
-    for r in reversed(earlier):
-        if r.step.kind == "set_routes" and r.started_at is not None:
-            return r.started_at
-    assert record.started_at is not None
-    return record.started_at
+    try:
+        while True:
+            g = gates(ctx, dep, since)
+            check_going(ctx, g, deadline)
+            if g.advanced is not None:
+                return f"advanced at {label}: {g.advanced.said()}"
+            done = step.seconds is not None and time.monotonic() - started >= step.seconds
+            if done and g.paused is None:
+                return f"paused {format_duration(step.seconds or 0)} at {label}"
+            time.sleep(POLL)
+    finally:
+        ctx.store.set_progress(dep.id, None)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from kiln.engine.context import Context
 from kiln.engine.evidence import check_requirements
 from kiln.engine.executor import execute, retire_fleets
-from kiln.engine.gates import POLL, deadline_of, hold_while_paused, request_gate
+from kiln.engine.gates import POLL, Deadline, hold_while_paused, request_gate
 from kiln.engine.lock import EnvLock
 from kiln.engine.releases import build_release, rollback_release, same_content
 from kiln.errors import DeploymentFailed, KilnError, NotFound
@@ -27,6 +27,7 @@ from kiln.model import (
     Fleet,
     FleetState,
     Release,
+    Step,
     StepStatus,
     StrategyConfig,
 )
@@ -58,15 +59,21 @@ ABORT_WAIT = 300.0
 def rollback(ctx: Context, env: str, *, to: int | None = None, reason: str = "") -> Outcome:
     """Back to the previous release (or ``to``); during a deployment, abort it instead.
 
-    A deployment another kiln drives (a canary at 10 %, say) still has the
-    previous release serving: aborting it is the rollback, and takes no steps.
+    A running deployment (a canary at 10 %, say) still has the previous release
+    serving: aborting it is the rollback, and takes no steps. Only if it had
+    already succeeded does the rollback go on to the release before it.
     """
     running = ctx.store.running_deployment(ctx.app, env)
     if running is not None and to is None:
-        lock = EnvLock(ctx, env, "rollback")
-        if not lock.try_acquire():
-            return _abort_and_wait(ctx, env, running, reason)
-        lock.release()  # its driver is gone: resumed below like any leftover
+        done = _abort_and_wait(ctx, env, running, reason)
+        if done.status is not DeploymentStatus.SUCCEEDED:
+            serving = ctx.store.current_release(ctx.app, env)
+            return Outcome(
+                None,
+                done,
+                f"deployment {done.id} {done.status.value}; "
+                f"release {serving} serves {ctx.app}/{env}",
+            )
     with EnvLock(ctx, env, "rollback"):
         tidy(ctx, env)
         target = ctx.store.get_release(ctx.app, env, to if to is not None else _previous(ctx, env))
@@ -76,23 +83,35 @@ def rollback(ctx: Context, env: str, *, to: int | None = None, reason: str = "")
         )
 
 
-def _abort_and_wait(ctx: Context, env: str, dep: Deployment, reason: str) -> Outcome:
-    request_gate(ctx, env, Gate.ABORT, reason or "kiln rollback during the deployment")
-    ctx.reporter.info(f"deployment {dep.id} is running: aborting it")
+# How long `kiln rollback` waits for an aborted deployment's failure path.
+ABORT_WAIT = 300.0
+
+
+def _abort_and_wait(ctx: Context, env: str, dep: Deployment, reason: str) -> Deployment:
+    """Abort ``dep`` and wait until it ended; drive it here if its kiln is gone."""
+    try:
+        request_gate(ctx, env, Gate.ABORT, reason or "kiln rollback during the deployment")
+        ctx.reporter.info(f"deployment {dep.id} is running: aborting it")
+    except NotFound:
+        pass  # it ended in the meantime
     deadline = time.monotonic() + ABORT_WAIT
     while (done := ctx.store.get_deployment(dep.id)).status is DeploymentStatus.RUNNING:
+        lock = EnvLock(ctx, env, "rollback")
+        if lock.try_acquire():  # nobody drives it: run its failure path here
+            try:
+                resume_interrupted(ctx, env)
+            except DeploymentFailed as failed:
+                ctx.reporter.info(str(failed))
+            finally:
+                lock.release()
+            continue
         if time.monotonic() > deadline:
             raise KilnError(
                 f"asked deployment {dep.id} to abort; it was still running after "
                 f"{ABORT_WAIT:g}s (`kiln status` shows where it is)"
             )
         time.sleep(POLL)
-    serving = ctx.store.current_release(ctx.app, env)
-    return Outcome(
-        None,
-        done,
-        f"deployment {dep.id} {done.status.value}; release {serving} serves {ctx.app}/{env}",
-    )
+    return done
 
 
 def resume(ctx: Context, env: str) -> Deployment | None:
@@ -155,6 +174,16 @@ def deploy_release(
         commit=stored.commit,
         dirty=stored.dirty,
     )
+    if stored.promotion is not None:
+        ctx.event(
+            "release.promoted",
+            env,
+            stored.reason,
+            release=stored.number,
+            source_env=stored.promotion.env,
+            source_release=stored.promotion.release,
+            soak_seconds=stored.promotion.soak_seconds,
+        )
     now = datetime.now(UTC)
     for change in plan.changes:
         if change.action == "launch" and change.target is not None:
@@ -221,6 +250,10 @@ def strategy_plan(
         strategy=strategy or config.type,
         config=config,
         replicas={**previous_replicas, **replicas},
+        batch_limits={
+            s: (svc.strategy.max_surge, svc.strategy.max_unavailable)
+            for s, svc in release.services.items()
+        },
         new=new,
         previous=previous,
         routed=frozenset(s for s, svc in release.services.items() if svc.route),
@@ -291,17 +324,21 @@ def _advance(ctx: Context, plan: Plan, deployment_id: int) -> tuple[Deployment, 
     if isinstance(decision, Finish):
         return dep, decision
     last = dep.steps[-1] if dep.steps else None
-    if last is not None and last.status is StepStatus.STARTED:
-        record = last  # interrupted: the step runs again under the same record
+    resumed = last if last is not None and last.status is StepStatus.STARTED else None
+    stop = _forward_stop(ctx, plan, dep, decision)
+    if stop is not None:  # aborted or out of time: the strategy's failure path runs next
+        failed = (
+            ctx.store.finish_step(dep.id, resumed.seq, StepStatus.FAILED, stop)
+            if resumed is not None
+            else ctx.store.record_failed_step(dep.id, decision, stop)
+        )
+        ctx.reporter.step_finished(failed)
+        return None
+    if resumed is not None:
+        record = resumed  # interrupted: the step runs again under the same record
         ctx.reporter.info(f"resuming step {record.seq} ({record.step.kind})")
     else:
-        stop = _forward_stop(ctx, plan, dep)
         record = ctx.store.begin_step(dep.id, decision)
-        if stop is not None:  # aborted or out of time: the strategy's failure path runs
-            ctx.reporter.step_finished(
-                ctx.store.finish_step(dep.id, record.seq, StepStatus.FAILED, stop)
-            )
-            return None
     ctx.reporter.step_started(record)
     _failpoint(ctx, f"before:{decision.kind}")
     try:
@@ -314,16 +351,21 @@ def _advance(ctx: Context, plan: Plan, deployment_id: int) -> tuple[Deployment, 
     return None
 
 
-def _forward_stop(ctx: Context, plan: Plan, dep: Deployment) -> str | None:
-    """Before a step on the way forward: why it must not run (None: go on).
+# Steps after the switch: the new release already serves. Stopping them could only
+# turn a good deployment into a muddle; clean-up failures end it succeeded anyway.
+_AFTER_SWITCH = ("retain", "retire")
+
+
+def _forward_stop(ctx: Context, plan: Plan, dep: Deployment, step: Step) -> str | None:
+    """Before a step on the way forward (or resumed): why it must not run (None: go on).
 
     Waits out a `kiln pause` first. Steps of the failure path always run: they
     are what an abort or a passed deadline asks for.
     """
-    if first_failure(dep.steps) is not None:
+    if first_failure(dep.steps) is not None or step.kind in _AFTER_SWITCH:
         return None
     try:
-        hold_while_paused(ctx, dep, deadline_of(dep, plan.config.progress_deadline))
+        hold_while_paused(ctx, dep, Deadline.of(dep, plan.config.progress_deadline))
     except KilnError as e:
         return str(e)
     return None
@@ -343,8 +385,7 @@ def _record_interrupt(ctx: Context, plan: Plan, deployment_id: int) -> None:
         return
     decision = decide(plan, dep.steps)
     if not isinstance(decision, Finish):  # between two steps: fail the next one unrun
-        record = ctx.store.begin_step(dep.id, decision)
-        ctx.store.finish_step(dep.id, record.seq, StepStatus.FAILED, INTERRUPTED)
+        ctx.store.record_failed_step(dep.id, decision, INTERRUPTED)
 
 
 def _failpoint(ctx: Context, where: str) -> None:

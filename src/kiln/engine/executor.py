@@ -62,6 +62,8 @@ def execute(ctx: Context, dep: Deployment, step: Step, record: StepRecord) -> st
     if isinstance(step, Retire):
         return retire_fleets(ctx, env, step.fleets)
     if isinstance(step, Destroy):
+        # A canary or a rolling batch served until the routes were restored: drain it.
+        _drain(ctx, env, step.fleets)
         return destroy_fleets(ctx, env, step.fleets, FleetState.FAILED)
     raise KilnError(f"unknown step {step!r}")
 
@@ -159,12 +161,7 @@ def _shrink(ctx: Context, env: str, step: Shrink) -> str:
         leaving += alive[keep:]
     routes = _set_routes(ctx, env, step.weights, {}, frozenset(i.id for i in leaving))
     if leaving:
-        fleets = tuple(step.counts)
-        timeout = max(
-            service_of(ctx, ctx.store.get_fleet(f)).strategy.drain_timeout for f in fleets
-        )
-        if not ctx.router().wait_drained([i.address for i in leaving], timeout):
-            ctx.reporter.info(f"drain timeout ({timeout:g}s) reached; stopping anyway")
+        _drain(ctx, env, tuple(step.counts), leaving)
         with ThreadPoolExecutor(max_workers=16, thread_name_prefix="kiln-destroy") as pool:
             list(pool.map(provider.destroy, leaving))
     return f"{len(leaving)} instance(s) out; {routes}"
@@ -172,15 +169,23 @@ def _shrink(ctx: Context, env: str, step: Shrink) -> str:
 
 def retire_fleets(ctx: Context, env: str, fleets: tuple[str, ...]) -> str:
     """Drain (the fleets are already out of the route), then destroy."""
-    instances = [i for i in ctx.provider(env).observe(env) if i.fleet in fleets]
-    if instances:
-        timeout = max(
-            service_of(ctx, ctx.store.get_fleet(f)).strategy.drain_timeout for f in fleets
-        )
-        ctx.reporter.progress(f"draining {', '.join(fleets)}")
-        if not ctx.router().wait_drained([i.address for i in instances], timeout):
-            ctx.reporter.info(f"drain timeout ({timeout:g}s) reached; stopping anyway")
+    _drain(ctx, env, fleets)
     return destroy_fleets(ctx, env, fleets, FleetState.RETIRED)
+
+
+def _drain(
+    ctx: Context, env: str, fleets: tuple[str, ...], instances: list[Instance] | None = None
+) -> None:
+    """Wait until the router has no request in flight to ``instances`` (default: every
+    instance of ``fleets``), up to the longest drain_timeout of the fleets."""
+    if instances is None:
+        instances = [i for i in ctx.provider(env).observe(env) if i.fleet in fleets]
+    if not instances:
+        return
+    timeout = max(service_of(ctx, ctx.store.get_fleet(f)).strategy.drain_timeout for f in fleets)
+    ctx.reporter.progress(f"draining {', '.join(fleets)}")
+    if not ctx.router().wait_drained([i.address for i in instances], timeout):
+        ctx.reporter.info(f"drain timeout ({timeout:g}s) reached; stopping anyway")
 
 
 def destroy_fleets(ctx: Context, env: str, fleets: tuple[str, ...], state: FleetState) -> str:

@@ -9,11 +9,12 @@ pauses or analyses; the audit log records who pulled which gate, and why.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from kiln.engine.context import Context
 from kiln.errors import KilnError, NotFound
-from kiln.model import Deployment
+from kiln.model import Deployment, StepStatus
 from kiln.spec.durations import format_duration
 from kiln.strategies.gates import Gate, GateRequest, Gates, fold
 
@@ -49,27 +50,43 @@ def gates(ctx: Context, dep: Deployment, since: datetime) -> Gates:
     return fold(gate_requests(ctx, dep), since)
 
 
-def deadline_of(dep: Deployment, seconds: float) -> datetime:
-    assert dep.started_at is not None
-    return dep.started_at + timedelta(seconds=seconds)
+@dataclass(frozen=True)
+class Deadline:
+    """``progress_deadline``: the time a deployment may go without a step completing.
+
+    As Kubernetes' progressDeadlineSeconds: it counts from the last step that
+    ended well (or the start), so a long rolling deployment that keeps making
+    progress is never cut off, while a stuck one (an analysis that never
+    decides, a forgotten manual pause) always ends.
+    """
+
+    at: datetime
+    seconds: float
+
+    @classmethod
+    def of(cls, dep: Deployment, seconds: float) -> Deadline:
+        ok = [r.finished_at for r in dep.steps if r.status is StepStatus.OK and r.finished_at]
+        assert dep.started_at is not None
+        last = max(ok, default=dep.started_at)
+        return cls(last + timedelta(seconds=seconds), seconds)
 
 
-def check_going(ctx: Context, dep: Deployment, g: Gates, deadline: datetime) -> None:
-    """Raise if the deployment must stop: aborted, or past its progress deadline."""
+def check_going(ctx: Context, g: Gates, deadline: Deadline) -> None:
+    """Raise if the deployment must stop: aborted, out of time, or no longer ours."""
     if g.aborted is not None:
         raise KilnError(f"aborted: {g.aborted.said()}")
-    if datetime.now(UTC) >= deadline:
-        assert dep.started_at is not None
-        took = format_duration((deadline - dep.started_at).total_seconds())
-        raise KilnError(f"progress deadline ({took}) passed")
+    if datetime.now(UTC) >= deadline.at:
+        raise KilnError(f"progress deadline ({format_duration(deadline.seconds)}) passed")
+    if ctx.lease_lost.is_set():
+        raise KilnError("lost the deploy lock (lease not renewed)")
 
 
-def hold_while_paused(ctx: Context, dep: Deployment, deadline: datetime) -> None:
+def hold_while_paused(ctx: Context, dep: Deployment, deadline: Deadline) -> None:
     """Before a forward step: wait out a `kiln pause` (abort and deadline still apply)."""
     announced = False
     while True:
         g = gates(ctx, dep, datetime.now(UTC))
-        check_going(ctx, dep, g, deadline)
+        check_going(ctx, g, deadline)
         if g.paused is None:
             return
         if not announced:

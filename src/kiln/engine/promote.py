@@ -39,15 +39,6 @@ def promote(
             artifacts=promoted.services,
         )
         new = replace(new, promotion=proof)
-        ctx.event(
-            "release.promoted",
-            target,
-            new.reason,
-            source_env=source,
-            source_release=promoted.number,
-            artifacts=promoted.artifacts,
-            soak_seconds=proof.soak_seconds,
-        )
         return deploy_release(ctx, target, new)
 
 

@@ -185,6 +185,7 @@ def _describe(step: Any) -> str:
         sizes = ", ".join(f"{f} to {n}" for f, n in step.counts.items())
         return f"{step.kind} {sizes}"
     if step.kind == "pause":
-        held = "`kiln advance`" if step.seconds is None else format_duration(step.seconds)
-        return f"pause at {step.weight}% until {held}"
+        if step.seconds is None:
+            return f"pause at {step.weight}% until `kiln advance`"
+        return f"pause at {step.weight}% for {format_duration(step.seconds)}"
     return f"{step.kind.replace('_', ' ')} {', '.join(step.fleets)}"

@@ -10,7 +10,7 @@ from kiln.engine.context import Context
 from kiln.engine.secrets import resolve_secrets
 from kiln.engine.source import source_info
 from kiln.errors import KilnError, NotFound, SpecError
-from kiln.model import ArtifactSource, HealthCheck, Release, ServiceRelease
+from kiln.model import ArtifactSource, HealthCheck, Release, ServiceRelease, StrategyConfig
 from kiln.model.release import release_config_digest
 from kiln.providers.base import IMAGES
 from kiln.spec import ServiceSpec
@@ -56,7 +56,7 @@ def build_release(
             secrets={n: s.digest(key) for n, s in secrets.items()},
             health=HealthCheck(**svc.health.model_dump()),
             volumes=dict(svc.volumes),
-            strategy=svc.strategy.config(svc.replicas),
+            strategy=_strategy(name, svc),
             route=env_spec.routes.get(name),
             image=image,
             cap_add=tuple(svc.cap_add),
@@ -81,6 +81,16 @@ def build_release(
     )
 
 
+def _strategy(name: str, svc: ServiceSpec) -> StrategyConfig:
+    config = svc.strategy.config(svc.replicas)
+    if config.type == "rolling" and config.max_surge + config.max_unavailable == 0:
+        raise SpecError(
+            f"service {name}: max_surge and max_unavailable both come to 0 of "
+            f"{svc.replicas} replicas; nothing could be replaced"
+        )
+    return config
+
+
 def _promoted(
     ctx: Context, env: str, name: str, artifacts: Mapping[str, ServiceRelease]
 ) -> tuple[str, str | None]:
@@ -101,6 +111,7 @@ def rollback_release(ctx: Context, target: Release) -> Release:
     """A new release pointing at ``target``'s artifacts and config: releases are never edited."""
     return replace(
         target,
+        promotion=None,  # the evidence stays with the release it was given for
         number=0,
         author=ctx.actor,
         created_at=datetime.now(UTC),

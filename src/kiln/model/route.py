@@ -39,6 +39,10 @@ class RouteTable:
         return RouteTable(routes=kept + routes, version=self.version)
 
 
+# Requests a header steered to a fleet are counted under "<fleet>+steered", apart from
+# the fleet's own: testers reaching a canary must not count in its analysis.
+STEERED = "+steered"
+
 LATENCY_BUCKETS_MS: tuple[float, ...] = (
     1,
     2,

@@ -109,7 +109,7 @@ class Retire:
 
 @dataclass(frozen=True)
 class Destroy:
-    """Destroy fleets that never served (a failed launch): no draining needed."""
+    """Destroy the fleets a failed deployment brought in (drained first: a canary served)."""
 
     fleets: tuple[str, ...]
     kind: Literal["destroy"] = "destroy"

@@ -27,7 +27,7 @@ import time
 
 import httptools
 
-from kiln.model.route import FleetRoute, Route, RouteTable
+from kiln.model.route import STEERED, FleetRoute, Route, RouteTable
 from kiln.router.counters import Counters, FleetCounter
 from kiln.router.pool import BackendConn, ConnectFailed, Pool
 from kiln.router.wire import (
@@ -141,14 +141,14 @@ class Proxy:
         self, listen: str, req: Request, client_ip: str, writer: asyncio.StreamWriter
     ) -> bool:
         fleets, cum, name, steer = self._choices.get(listen, _NO_CHOICE)
-        fleet = None
+        fleet = steered = None
         if steer:
             # Steering: the header's value names a role or fleet id; weight does not matter.
             # A value nothing matches (say, a canary promoted meanwhile) falls through to the
             # weights, so a client that keeps sending the header is still served.
             for n, v in req.headers:
                 if n.lower() == name:
-                    fleet = steer.get(v.strip())
+                    fleet = steered = steer.get(v.strip())
                     break
         if fleet is None:
             if not fleets:
@@ -157,7 +157,8 @@ class Proxy:
         if not self.metrics:  # no clock reads, no per-fleet counter: the bench's baseline
             return (await self._forward(req, fleet, None, client_ip, writer, listen))[1]
         start = time.monotonic()
-        counter = self.counters.fleet(fleet.fleet)
+        # Steered requests (testers') are counted apart: canary analysis judges real traffic.
+        counter = self.counters.fleet(fleet.fleet if steered is None else fleet.fleet + STEERED)
         counter.in_flight += 1
         status = 502
         try:

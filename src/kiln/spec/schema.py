@@ -83,7 +83,9 @@ class AnalysisSpec(_Strict):
 
     window: Annotated[Duration, Field(gt=0)] | None = None
     min_requests: int | None = Field(None, ge=1)
-    max_error_rate: Ratio | None = Field(None, description="(5xx + connect errors) / requests")
+    max_error_rate: Ratio | None = Field(
+        None, description="5xx / requests (the router's 502 for a refused connect counts)"
+    )
     max_p99_ms: float | None = Field(None, gt=0)
     max_error_rate_vs_stable: Ratio | None = Field(
         None, description="canary error rate minus the stable fleet's, same window"
@@ -151,7 +153,18 @@ class StrategySpec(_Strict):
             weights = [s.weight for s in self.steps]
             if any(b <= a for a, b in itertools.pairwise(weights)):
                 raise ValueError(f"step weights must increase: {weights}")
-            for step in self.steps:
+            for n, step in enumerate(self.steps, 1):
+                longest = max(
+                    step.pause if isinstance(step.pause, float) else 0.0,
+                    _merged(self.analysis, step.analysis).window
+                    if step_thresholds(self, step)
+                    else 0.0,
+                )
+                if longest >= self.progress_deadline:
+                    raise ValueError(
+                        f"step {n} waits {longest:g}s, not less than progress_deadline "
+                        f"({self.progress_deadline:g}s): it could never complete"
+                    )
                 if step.weight == 100 and _merged(self.analysis, step.analysis).compares_stable:
                     raise ValueError(
                         "a step at weight 100 leaves the stable fleet no traffic "

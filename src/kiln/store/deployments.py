@@ -141,12 +141,9 @@ def finish(
     return get(conn, deployment_id)
 
 
-def set_progress(conn: Connection, deployment_id: int, progress: dict[str, Any]) -> None:
-    conn.execute(
-        update(deployments_table)
-        .where(_D.id == deployment_id)
-        .values(progress=json.dumps(progress, sort_keys=True))
-    )
+def set_progress(conn: Connection, deployment_id: int, progress: dict[str, Any] | None) -> None:
+    value = None if progress is None else json.dumps(progress, sort_keys=True)
+    conn.execute(update(deployments_table).where(_D.id == deployment_id).values(progress=value))
 
 
 def _step_record(conn: Connection, deployment_id: int, seq: int) -> StepRecord:

@@ -156,7 +156,15 @@ class Store:
         with self._db.write("finish a step") as conn:
             return deployments.finish_step(conn, deployment_id, seq, status, detail)
 
-    def set_progress(self, deployment_id: int, progress: dict[str, Any]) -> None:
+    def record_failed_step(self, deployment_id: int, step: Step, detail: str) -> StepRecord:
+        """A step that must not run (interrupted, aborted), logged as failed in one write."""
+        with self._db.write("record a failed step") as conn:
+            record = deployments.begin_step(conn, deployment_id, step)
+            return deployments.finish_step(
+                conn, deployment_id, record.seq, StepStatus.FAILED, detail
+            )
+
+    def set_progress(self, deployment_id: int, progress: dict[str, Any] | None) -> None:
         with self._db.write("record a deployment's progress") as conn:
             deployments.set_progress(conn, deployment_id, progress)
 

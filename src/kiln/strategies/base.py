@@ -26,6 +26,8 @@ class Plan:
     config: StrategyConfig = field(default_factory=StrategyConfig)
     # fleet -> its replica count (new and previous fleets): rolling moves instances
     replicas: dict[str, int] = field(default_factory=dict)
+    # rolling: service -> (max_surge, max_unavailable), resolved against its own replicas
+    batch_limits: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

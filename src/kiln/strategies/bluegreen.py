@@ -20,24 +20,15 @@ from kiln.model import StepRecord
 from kiln.model.steps import Launch, SetRoutes, Step, WaitHealthy
 from kiln.strategies.base import Finish, Plan
 from kiln.strategies.common import (
-    fail,
     final_weights,
-    first_failure,
-    follow,
+    forward_or_fail,
     old_fleet_steps,
-    resumed,
     targets,
 )
 
 
 def decide(plan: Plan, log: Sequence[StepRecord]) -> Step | Finish:
-    again = resumed(log)
-    if again is not None:
-        return again
-    failed = first_failure(log)
-    if failed is not None:
-        return fail(plan, log, failed)
-    return follow(forward(plan), log)
+    return forward_or_fail(plan, log, forward)
 
 
 def forward(plan: Plan) -> list[Step]:

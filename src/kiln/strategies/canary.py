@@ -26,12 +26,9 @@ from kiln.model.steps import Analyze, Launch, Pause, SetRoutes, Step, WaitHealth
 from kiln.strategies import bluegreen
 from kiln.strategies.base import Finish, Plan
 from kiln.strategies.common import (
-    fail,
     final_weights,
-    first_failure,
-    follow,
+    forward_or_fail,
     old_fleet_steps,
-    resumed,
     targets,
 )
 
@@ -40,13 +37,7 @@ STABLE = "stable"
 
 
 def decide(plan: Plan, log: Sequence[StepRecord]) -> Step | Finish:
-    again = resumed(log)
-    if again is not None:
-        return again
-    failed = first_failure(log)
-    if failed is not None:
-        return fail(plan, log, failed)
-    return follow(forward(plan), log)
+    return forward_or_fail(plan, log, forward)
 
 
 def pairs(plan: Plan) -> dict[str, tuple[str, str]]:

@@ -3,7 +3,7 @@ fleets' fate, and the failure path."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from kiln.model import DeploymentStatus, StepRecord, StepStatus
 from kiln.model.steps import Destroy, Retain, Retire, SetRoutes, Step
@@ -19,6 +19,19 @@ def resumed(log: Sequence[StepRecord]) -> Step | None:
 
 def first_failure(log: Sequence[StepRecord]) -> StepRecord | None:
     return next((r for r in log if r.status is StepStatus.FAILED), None)
+
+
+def forward_or_fail(
+    plan: Plan, log: Sequence[StepRecord], forward: Callable[[Plan], list[Step]]
+) -> Step | Finish:
+    """A strategy whose failure path is the common one: resume, fail, or go forward."""
+    again = resumed(log)
+    if again is not None:
+        return again
+    failed = first_failure(log)
+    if failed is not None:
+        return fail(plan, log, failed)
+    return follow(forward(plan), log)
 
 
 def follow(forward: Sequence[Step], log: Sequence[StepRecord]) -> Step | Finish:

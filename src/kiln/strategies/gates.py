@@ -14,7 +14,7 @@ from enum import StrEnum
 
 
 class Gate(StrEnum):
-    ADVANCE = "advance"  # end the current pause or analysis now; or lift a `kiln pause`
+    ADVANCE = "advance"  # end the pause running now; or lift a `kiln pause`
     PAUSE = "pause"  # hold at the current step until `kiln advance`
     ABORT = "abort"  # roll back now
 

@@ -82,12 +82,16 @@ def batches(replicas: int, old: int, surge: int, unavailable: int) -> list[tuple
 
 def forward(plan: Plan) -> list[Step]:
     moving = _moving(plan)
-    surge, unavailable = plan.config.max_surge, plan.config.max_unavailable
+    default = (plan.config.max_surge, plan.config.max_unavailable)
     old_now = {s: plan.replicas.get(old, 0) if old else 0 for s, (_, old) in moving.items()}
     new_now = dict.fromkeys(moving, 0)
     old_next = dict(old_now)
     per_service = {
-        service: batches(plan.replicas.get(new, 1), old_now[service], surge, unavailable)
+        service: batches(
+            plan.replicas.get(new, 1),
+            old_now[service],
+            *plan.batch_limits.get(service, default),
+        )
         for service, (new, _) in moving.items()
     }
     steps: list[Step] = []
@@ -106,9 +110,14 @@ def forward(plan: Plan) -> list[Step]:
             old_now.update(old_next)
             steps.append(Shrink(counts=shrink, weights=_weights(plan, moving, new_now, old_now)))
     steps.append(SetRoutes(weights=final_weights(plan)))
-    old = tuple(o for _, o in moving.values() if o is not None)
+    # Replaced fleets are empty by now (this marks them retired); a removed service's
+    # fleet is drained and destroyed here. Rolling keeps no warm fleet to roll back to.
+    old = sorted(
+        {o for _, o in moving.values() if o is not None}
+        | {o for s, o in plan.previous.items() if o is not None and s not in plan.new}
+    )
     if old:
-        steps.append(Retire(fleets=old))  # empty by now: marks them retired
+        steps.append(Retire(fleets=tuple(old)))
     return steps
 
 
