@@ -33,6 +33,7 @@ from .conftest import ENV, SERVER, docker_app_dir, make_fleet, make_spec, wait_f
 PROVIDERS = ["local", "docker"]
 
 KNOWN_CAPABILITIES = {
+    base.INTRUSIONS,
     base.READ_ONLY_ARTIFACT,
     base.FILE_CHANGES,
     base.VOLUMES,

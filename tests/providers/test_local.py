@@ -192,6 +192,7 @@ def test_environment_is_clean_and_labelled(
         "KILN_FLEET": fleet.id,
         "KILN_INSTANCE": instance.id,
         "KILN_ARTIFACT": digest,
+        "KILN_CONFIG": spec.config_digest(),
     }
     assert instance.id.startswith(f"{fleet.id}.")
     assert scratch.is_dir()
@@ -451,6 +452,25 @@ def test_changes_reports_tampering(local: LocalProvider, build_dir: Path) -> Non
     ]
     (art / "server.py").unlink()
     assert FileChange("server.py", "deleted") in local.changes(instance)
+
+
+def test_a_tampered_artifact_never_launches_and_a_bake_restores_it(
+    local: LocalProvider, build_dir: Path
+) -> None:
+    digest = local.bake("web", ArtifactSource(build=build_dir))
+    art = local.root / "artifacts" / digest.removeprefix("sha256:")
+    (art / "server.py").chmod(0o644)
+    (art / "server.py").write_text("print('pwned')")
+    assert not local.has_artifact(digest)
+    with pytest.raises(PermanentProviderError, match="changed since it was baked"):
+        local.launch(make_fleet(digest), make_spec(digest), {}, 1)
+
+    # Baking the same build dir again puts the artifact back; the tampered copy is kept.
+    assert local.bake("web", ArtifactSource(build=build_dir)) == digest
+    assert local.has_artifact(digest)
+    [aside] = (local.root / "artifacts").glob("*.tampered-*")
+    assert (aside / "server.py").read_text() == "print('pwned')"
+    assert (art / "server.py").read_text() == (build_dir / "server.py").read_text()
 
 
 # -- logs ---------------------------------------------------------------------

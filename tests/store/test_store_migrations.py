@@ -25,6 +25,8 @@ TABLES = {
     "deployment_steps",
     "locks",
     "events",
+    "applied_routes",
+    "drift_findings",
 }
 
 

@@ -26,6 +26,8 @@ from kiln.engine import deploy as engine
 from kiln.engine import queries
 from kiln.engine.context import Context, open_context
 from kiln.engine.down import down as engine_down
+from kiln.engine.drift import detect as detect_drift
+from kiln.engine.drift import reconcile as reconcile_drift
 from kiln.engine.gates import request_gate
 from kiln.engine.promote import promote as promote_release
 from kiln.engine.releases import bake as bake_services
@@ -45,7 +47,12 @@ audit_app = typer.Typer(help="The append-only, hash-chained event log.", no_args
 router_app = typer.Typer(
     help="The builtin router (started on demand by kiln).", no_args_is_help=True
 )
+drift_app = typer.Typer(
+    help="What runs or routes otherwise than released: find it, keep the evidence.",
+    invoke_without_command=True,
+)
 app.add_typer(audit_app, name="audit")
+app.add_typer(drift_app, name="drift")
 app.add_typer(router_app, name="router")
 
 out = Console(highlight=False)
@@ -282,6 +289,59 @@ def down(
     with _context(spec, state) as ctx:
         n = engine_down(ctx, ctx.spec.select_env(env), volumes=volumes)
         out.print(f"stopped {n} instance(s)" + ("; volumes deleted" if volumes else ""))
+
+
+@drift_app.callback()
+def drift_list(
+    ctx: typer.Context,
+    env: EnvOpt = None,
+    show_all: Annotated[bool, typer.Option("--all", help="resolved findings too")] = False,
+    as_json: JsonOpt = False,
+    spec: SpecOpt = None,
+    state: StateOpt = None,
+) -> None:
+    """Look for drift now (changing nothing) and list the open findings."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with _context(spec, state, quiet=True) as kiln:
+        name = kiln.spec.select_env(env)
+        found = detect_drift(kiln, name)
+        records = kiln.store.findings(kiln.app, name, open_only=not show_all)
+        if as_json:
+            print(json.dumps([to_json(r) for r in records], indent=2))
+            return
+        if found.skipped:
+            err.print(found.skipped)
+        render.findings(out, records)
+
+
+@drift_app.command("show")
+def drift_show(
+    finding: int, as_json: JsonOpt = False, spec: SpecOpt = None, state: StateOpt = None
+) -> None:
+    """One finding, whole: what, where, when, the evidence and what was done."""
+    with _context(spec, state, quiet=True) as kiln:
+        record = kiln.store.finding(kiln.app, finding)
+        if as_json:
+            print(json.dumps(to_json(record), indent=2))
+        else:
+            render.finding(out, record)
+
+
+@app.command()
+def reconcile(env: EnvOpt = None, spec: SpecOpt = None, state: StateOpt = None) -> None:
+    """Look for drift and (on_drift: enforce) wipe it away by replacement, once."""
+    with _context(spec, state) as kiln:
+        name = kiln.spec.select_env(env)
+        result = reconcile_drift(kiln, name)
+        if result.skipped:
+            out.print(result.skipped)
+        for action in result.actions:
+            out.print(action, markup=False)
+        if not result.actions and result.open:
+            out.print(f"{len(result.open)} open finding(s), reported only (on_drift: report)")
+        elif not result.open and not result.actions:
+            out.print(f"no drift in {kiln.app}/{name}")
 
 
 @audit_app.command("verify")

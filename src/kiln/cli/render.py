@@ -9,6 +9,7 @@ from rich.table import Table
 
 from kiln.engine.queries import DeployPreview, HistoryEntry, Status
 from kiln.model import Deployment, Event
+from kiln.model.drift import DriftRecord
 
 
 def short(digest: str | None) -> str:
@@ -141,3 +142,41 @@ def events(console: Console, items: list[Event]) -> None:
     for e in items:
         table.add_row(str(e.seq), when(e.at), e.actor, e.action, e.env, e.reason)
     console.print(table)
+
+
+def findings(console: Console, records: list[DriftRecord]) -> None:
+    if not records:
+        console.print("no drift")
+        return
+    table = Table("id", "found", "kind", "subject", "summary", "action / resolution")
+    table.columns[3].no_wrap = True
+    for r in records:
+        f = r.finding
+        table.add_row(
+            str(r.id),
+            when(r.found_at),
+            f.kind.value,
+            f.subject,
+            f.summary,
+            r.resolution or f"open: {f.action.value}",
+        )
+    console.print(table)
+
+
+def finding(console: Console, r: DriftRecord) -> None:
+    f = r.finding
+    console.print(f"[bold]finding {r.id}[/]: {f.kind.value} in {r.app}/{f.env}")
+    console.print(f.summary, markup=False)
+    console.print(
+        f"found {when(r.found_at)}; "
+        + (
+            f"resolved {when(r.resolved_at)}: {r.resolution}"
+            if r.resolution
+            else f"open (enforcement: {f.action.value})"
+        ),
+        markup=False,
+    )
+    for change in f.changes:
+        console.print(f"  {change.kind:8} {change.path}", markup=False)
+    for key, value in f.detail.items():
+        console.print(f"  {key}: {value}", markup=False)

@@ -44,16 +44,16 @@ def execute(ctx: Context, dep: Deployment, step: Step, record: StepRecord) -> st
     if isinstance(step, Pause):
         return pause(ctx, dep, step, record)
     if isinstance(step, Launch):
-        return _launch(ctx, env, _full_size(ctx, step.fleets))
+        return launch_up_to(ctx, env, _full_size(ctx, step.fleets))
     if isinstance(step, WaitHealthy):
-        return _wait_healthy(ctx, env, _full_size(ctx, step.fleets))
+        return wait_until_healthy(ctx, env, _full_size(ctx, step.fleets))
     if isinstance(step, Grow):
-        started = _launch(ctx, env, step.counts)
-        return f"{started}; {_wait_healthy(ctx, env, step.counts)}"
+        started = launch_up_to(ctx, env, step.counts)
+        return f"{started}; {wait_until_healthy(ctx, env, step.counts)}"
     if isinstance(step, Shrink):
         return _shrink(ctx, env, step)
     if isinstance(step, SetRoutes):
-        return _set_routes(ctx, env, step.weights, step.roles)
+        return apply_routes(ctx, env, step.weights, step.roles)
     if isinstance(step, Retain):
         until = datetime.now(UTC) + timedelta(seconds=step.seconds)
         for fleet in step.fleets:
@@ -63,7 +63,7 @@ def execute(ctx: Context, dep: Deployment, step: Step, record: StepRecord) -> st
         return retire_fleets(ctx, env, step.fleets)
     if isinstance(step, Destroy):
         # A canary or a rolling batch served until the routes were restored: drain it.
-        _drain(ctx, env, step.fleets)
+        drain(ctx, env, step.fleets)
         return destroy_fleets(ctx, env, step.fleets, FleetState.FAILED)
     raise KilnError(f"unknown step {step!r}")
 
@@ -72,7 +72,7 @@ def _full_size(ctx: Context, fleets: tuple[str, ...]) -> dict[str, int]:
     return {f: ctx.store.get_fleet(f).replicas for f in fleets}
 
 
-def _launch(ctx: Context, env: str, counts: dict[str, int]) -> str:
+def launch_up_to(ctx: Context, env: str, counts: dict[str, int]) -> str:
     """Bring each fleet up to its count of live instances (dead ones are cleared)."""
     provider = ctx.provider(env)
     observed = provider.observe(env)
@@ -95,7 +95,7 @@ def _launch(ctx: Context, env: str, counts: dict[str, int]) -> str:
     return f"{started} instance(s) started"
 
 
-def _wait_healthy(ctx: Context, env: str, counts: dict[str, int]) -> str:
+def wait_until_healthy(ctx: Context, env: str, counts: dict[str, int]) -> str:
     provider = ctx.provider(env)
     gates = []
     for fleet_id, count in counts.items():
@@ -116,7 +116,7 @@ def _wait_healthy(ctx: Context, env: str, counts: dict[str, int]) -> str:
     return "all instances healthy"
 
 
-def _set_routes(
+def apply_routes(
     ctx: Context,
     env: str,
     weights: dict[str, dict[str, int]],
@@ -159,9 +159,9 @@ def _shrink(ctx: Context, env: str, step: Shrink) -> str:
     for fleet_id, keep in step.counts.items():
         alive = [i for i in observed if i.fleet == fleet_id and i.alive]
         leaving += alive[keep:]
-    routes = _set_routes(ctx, env, step.weights, {}, frozenset(i.id for i in leaving))
+    routes = apply_routes(ctx, env, step.weights, {}, frozenset(i.id for i in leaving))
     if leaving:
-        _drain(ctx, env, tuple(step.counts), leaving)
+        drain(ctx, env, tuple(step.counts), leaving)
         with ThreadPoolExecutor(max_workers=16, thread_name_prefix="kiln-destroy") as pool:
             list(pool.map(provider.destroy, leaving))
     return f"{len(leaving)} instance(s) out; {routes}"
@@ -169,11 +169,11 @@ def _shrink(ctx: Context, env: str, step: Shrink) -> str:
 
 def retire_fleets(ctx: Context, env: str, fleets: tuple[str, ...]) -> str:
     """Drain (the fleets are already out of the route), then destroy."""
-    _drain(ctx, env, fleets)
+    drain(ctx, env, fleets)
     return destroy_fleets(ctx, env, fleets, FleetState.RETIRED)
 
 
-def _drain(
+def drain(
     ctx: Context, env: str, fleets: tuple[str, ...], instances: list[Instance] | None = None
 ) -> None:
     """Wait until the router has no request in flight to ``instances`` (default: every

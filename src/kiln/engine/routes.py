@@ -62,7 +62,10 @@ def apply_env_routes(ctx: Context, env: str, routes: tuple[Route, ...]) -> Route
     for _ in range(10):
         table = router.table()
         try:
-            return router.apply(table.replace(routes, prefix=prefix))
+            applied = router.apply(table.replace(routes, prefix=prefix))
         except RouteTableConflict:
             continue  # another environment applied in between: read again
+        # What route drift is measured against (kiln's own applies only).
+        ctx.store.set_applied_routes(ctx.app, env, routes)
+        return applied
     raise RouterError("route table kept changing under us; try again")

@@ -49,3 +49,6 @@ class Instance:
     alive: bool = True
     started_at: datetime | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    # The artifact the provider sees running, whatever the labels say ("": it cannot
+    # tell apart from the labels; docker: the container's image ID).
+    running_artifact: str = ""

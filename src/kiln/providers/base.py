@@ -20,6 +20,7 @@ FILE_CHANGES = "file-changes"  # changes() reports in-instance filesystem drift
 VOLUMES = "volumes"  # declared volumes persist across replacements
 LOGS = "logs"
 IMAGES = "images"  # runs prebuilt images, whose own command is the default
+INTRUSIONS = "intrusions"  # intrusions(): commands run inside an instance (docker exec)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,11 @@ class Provider(Protocol):
 
     def changes(self, instance: Instance) -> list[FileChange]:
         """Files added, changed or deleted inside the instance against its artifact."""
+        ...
+
+    def intrusions(self, instance: Instance) -> list[str]:
+        """Commands run inside the instance from outside since it started (``docker
+        exec``), oldest first; [] from a provider without the ``intrusions`` capability."""
         ...
 
     def logs(

@@ -295,9 +295,21 @@ class RequiresSpec(_Strict):
     )
 
 
+class DriftSpec(_Strict):
+    """How the environment treats what runs otherwise than released."""
+
+    interval: Annotated[Duration, Field(gt=0)] = Field(
+        10.0, description="how often the controller looks (`kiln serve`)"
+    )
+    on_drift: Literal["enforce", "report"] = Field(
+        "enforce", description="enforce: destroy, replace, restore; report: record only"
+    )
+
+
 class EnvironmentSpec(_Strict):
     provider: str = "local"
     requires: RequiresSpec | None = None
+    drift: DriftSpec = Field(default_factory=DriftSpec)  # type: ignore[arg-type]
     pin: Literal["resolve", "strict"] = Field(
         "resolve", description="strict: images must be pinned by digest (name@sha256:...)"
     )

@@ -15,12 +15,24 @@ from typing import Any
 
 from kiln.errors import StoreError
 from kiln.model.deployment import Deployment, DeploymentStatus, StepRecord, StepStatus
+from kiln.model.drift import DriftRecord, Finding
 from kiln.model.event import Event
 from kiln.model.fleet import Fleet, FleetState
 from kiln.model.lock import LockHolder
 from kiln.model.release import Release
+from kiln.model.route import Route
 from kiln.model.steps import Step
-from kiln.store import anchor, deployments, events, fleets, locks, migrate, releases, secret_key
+from kiln.store import (
+    anchor,
+    deployments,
+    drift,
+    events,
+    fleets,
+    locks,
+    migrate,
+    releases,
+    secret_key,
+)
 from kiln.store.db import Database, connect
 
 
@@ -198,6 +210,34 @@ class Store:
     def lock_holder(self, app: str, env: str) -> tuple[LockHolder, datetime] | None:
         with self._db.read("read the deploy lock") as conn:
             return locks.holder(conn, app, env)
+
+    # -- drift ------------------------------------------------------------------
+
+    def set_applied_routes(self, app: str, env: str, routes: tuple[Route, ...]) -> None:
+        with self._db.write("record the applied routes") as conn:
+            drift.set_applied(conn, app, env, routes)
+
+    def applied_routes(self, app: str, env: str) -> tuple[Route, ...] | None:
+        with self._db.read("read the applied routes") as conn:
+            return drift.applied(conn, app, env)
+
+    def record_findings(self, app: str, findings: list[Finding]) -> list[DriftRecord]:
+        with self._db.write("record drift findings") as conn:
+            return drift.record(conn, app, findings)
+
+    def resolve_finding(self, finding_id: int, resolution: str) -> None:
+        with self._db.write("resolve a drift finding") as conn:
+            drift.resolve(conn, finding_id, resolution)
+
+    def findings(
+        self, app: str, env: str | None = None, *, open_only: bool = False
+    ) -> list[DriftRecord]:
+        with self._db.read("list drift findings") as conn:
+            return drift.listing(conn, app, env, open_only)
+
+    def finding(self, app: str, finding_id: int) -> DriftRecord:
+        with self._db.read("read a drift finding") as conn:
+            return drift.get(conn, app, finding_id)
 
     # -- the audit log ----------------------------------------------------------
 

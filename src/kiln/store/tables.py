@@ -166,3 +166,27 @@ events = Table(
     Column("hash", String(64), nullable=False),
     Index("ix_events_app_env", "app", "env"),
 )
+
+applied_routes = Table(
+    "applied_routes",
+    metadata,
+    Column("app", String(200), primary_key=True),
+    Column("env", String(200), primary_key=True),
+    Column("routes", Text, nullable=False),  # JSON: the env's routes as kiln last applied them
+    Column("applied_at", UTCDateTime, nullable=False),
+)
+
+drift_findings = Table(
+    "drift_findings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("app", String(200), nullable=False),
+    Column("env", String(200), nullable=False),
+    Column("kind", String(50), nullable=False),
+    Column("subject", String(400), nullable=False),
+    Column("finding", Text, nullable=False),  # JSON: kiln.model.drift.Finding
+    Column("found_at", UTCDateTime, nullable=False),
+    Column("resolution", Text, nullable=False),  # "" while open
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Index("ix_drift_findings_app_env", "app", "env"),
+)

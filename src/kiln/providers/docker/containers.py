@@ -185,6 +185,7 @@ def from_summary(summary: Mapping[str, Any]) -> Instance:
         alive=alive,
         started_at=datetime.fromtimestamp(created, UTC) if isinstance(created, int) else None,
         labels=labels,
+        running_artifact=str(summary.get("ImageID") or ""),
     )
 
 

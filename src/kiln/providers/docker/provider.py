@@ -30,6 +30,7 @@ from kiln.model import ArtifactSource, FileChange, Fleet, Instance, Secret, Serv
 from kiln.providers.base import (
     FILE_CHANGES,
     IMAGES,
+    INTRUSIONS,
     LOGS,
     READ_ONLY_ARTIFACT,
     VOLUMES,
@@ -51,7 +52,7 @@ class DockerProvider:
 
     name = "docker"
     capabilities: frozenset[str] = frozenset(
-        {IMAGES, FILE_CHANGES, VOLUMES, LOGS, READ_ONLY_ARTIFACT}
+        {IMAGES, FILE_CHANGES, INTRUSIONS, VOLUMES, LOGS, READ_ONLY_ARTIFACT}
     )
 
     def __init__(self, ctx: ProviderContext) -> None:
@@ -239,6 +240,19 @@ class DockerProvider:
                     raise NotFound(f"instance {instance.id} no longer exists") from exc
                 raise
         return c.file_changes(diff, c.mount_points(attrs))
+
+    def intrusions(self, instance: Instance) -> list[str]:
+        ref = instance.ref or instance.id
+        since = int(instance.started_at.timestamp()) if instance.started_at else 0
+        with engine_call(f"exec events of {instance.id}"):
+            events = self._api.events(
+                since=since,
+                until=int(time.time()) + 1,
+                filters={"container": ref, "event": "exec_start"},
+                decode=True,
+            )
+            # "exec_start: sh -c echo hi > /tmp/x" -> "sh -c echo hi > /tmp/x"
+            return [str(e.get("Action", "")).partition(": ")[2] for e in events]
 
     def logs(
         self, env: str, service: str, *, follow: bool = False, tail: int = 100

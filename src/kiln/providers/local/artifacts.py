@@ -21,6 +21,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,11 +51,28 @@ def digest_hex(digest: str) -> str:
 
 
 def has_artifact(artifacts_dir: Path, digest: str) -> bool:
+    """The artifact is baked and its files are still exactly what was baked."""
     try:
         hexd = digest_hex(digest)
     except NotFound:
         return False
-    return (artifacts_dir / hexd).is_dir() and (artifacts_dir / f"{hexd}.json").is_file()
+    if not ((artifacts_dir / hexd).is_dir() and (artifacts_dir / f"{hexd}.json").is_file()):
+        return False
+    return intact(artifacts_dir, digest)
+
+
+def intact(artifacts_dir: Path, digest: str) -> bool:
+    """No file of the artifact was added, changed or deleted since it was baked.
+
+    The artifact is read-only by mode (and by mount for its instances), but root
+    can still write to it: checked before every launch, so a tampered artifact
+    is never started again.
+    """
+    try:
+        current = scan(artifacts_dir / digest_hex(digest))
+        return not diff(load_manifest(artifacts_dir, digest), current)
+    except (OSError, NotFound):
+        return False
 
 
 def load_manifest(artifacts_dir: Path, digest: str) -> Manifest:
@@ -146,7 +164,12 @@ def snapshot(build_dir: Path, artifacts_dir: Path, exclude: Path | None = None) 
         # the manifest is a pure function of the digest, so rewriting it is harmless.
         atomic_write_json(artifacts_dir / f"{hexd}.json", manifest)
         if final.is_dir():
-            return digest  # same content, same artifact: the temp copy is discarded
+            if intact(artifacts_dir, digest):
+                return digest  # same content, same artifact: the temp copy is discarded
+            # Tampered with since it was baked: keep it aside (the evidence drift
+            # findings point at), and put the fresh copy in its place.
+            aside = artifacts_dir / f"{hexd}.tampered-{time.time_ns()}"
+            os.rename(final, aside)
         _make_read_only(tmp, manifest)
         try:
             os.rename(tmp, final)

@@ -27,6 +27,7 @@ LABEL_VARS = {
     "fleet": "KILN_FLEET",
     "instance": "KILN_INSTANCE",
     "artifact": "KILN_ARTIFACT",
+    "config": "KILN_CONFIG",
 }
 
 

@@ -123,7 +123,8 @@ class LocalProvider:
             safe_component(volume, "volume")
         if not self.has_artifact(spec.artifact):
             raise PermanentProviderError(
-                f"artifact {spec.artifact} is not baked in {self._artifacts}"
+                f"artifact {spec.artifact} is not baked in {self._artifacts}, or its files "
+                "changed since it was baked; bake it again"
             )
         self._check_command(spec.command[0], self._artifact_dir(spec.artifact), spec.env)
         launched: list[Instance] = []
@@ -172,6 +173,7 @@ class LocalProvider:
             port=port,
             address=f"127.0.0.1:{port}",
             created_at=now,
+            config=spec.config_digest(),
         )
         art_dir = self._artifact_dir(spec.artifact)
         scratch = self.root / "scratch" / iid
@@ -226,6 +228,7 @@ class LocalProvider:
             "fleet": r.fleet,
             "instance": r.id,
             "artifact": r.artifact,
+            **({"config": r.config} if r.config else {}),
         }
 
     def _from_record(
@@ -300,6 +303,9 @@ class LocalProvider:
         except OSError as exc:
             raise translate(exc, f"cannot scan artifact {digest}") from exc
         return artifacts.diff(manifest, current)
+
+    def intrusions(self, instance: Instance) -> list[str]:
+        return []  # a process has no exec channel; its changes show in changes()
 
     def logs(
         self, env: str, service: str, *, follow: bool = False, tail: int = 100

@@ -33,6 +33,7 @@ class InstanceRecord:
     pid: int | None = None  # None until the process exists
     start_time: int | None = None  # /proc/PID/stat field 22
     started_at: str | None = None  # ISO 8601
+    config: str = ""  # the release's config digest (records before it was kept: "")
 
     @property
     def ref(self) -> str:

@@ -1,0 +1,177 @@
+"""Comparing an environment's expected fleets and routes with what a provider and the
+router report. Pure: the engine gathers the observations and acts on the findings.
+
+Instances of fleets a deployment is moving are not judged here: the engine
+compares only environments with no deployment running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from kiln.model import FileChange, Instance, Route
+from kiln.model.drift import DriftKind, Finding
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A fleet kiln keeps running (active or retained) and what its instances must be."""
+
+    fleet: str
+    service: str
+    replicas: int
+    artifact: str
+    # The release's config digest as stored when the fleet was made, and as this kiln
+    # computes it now (a newer kiln may digest the same config differently).
+    configs: frozenset[str]
+
+
+def compare(
+    env: str,
+    expected: Sequence[Expected],
+    observed: Sequence[Instance],
+    changes: Mapping[str, Sequence[FileChange]],
+    execs: Mapping[str, Sequence[str]] | None = None,
+) -> list[Finding]:
+    """Findings about instances: unknown, missing, configured otherwise, changed inside.
+
+    ``changes``: instance id -> its in-instance file changes; ``execs``: instance id
+    -> commands run inside it from outside (both only for live instances of
+    expected fleets; the engine asks the provider).
+    """
+    execs = execs or {}
+    by_fleet = {e.fleet: e for e in expected}
+    findings: list[Finding] = []
+    kept: dict[str, list[Instance]] = {e.fleet: [] for e in expected}
+    for inst in sorted(observed, key=lambda i: (i.started_at is None, i.started_at, i.id)):
+        want = by_fleet.get(inst.fleet)
+        if want is None:
+            findings.append(_unknown(env, inst, "belongs to no fleet kiln runs"))
+        elif inst.alive and len(kept[inst.fleet]) >= want.replicas:
+            findings.append(
+                _unknown(env, inst, f"is one more than the {want.replicas} of {want.fleet}")
+            )
+        elif inst.alive:
+            kept[inst.fleet].append(inst)
+            findings += _judge(env, want, inst, changes.get(inst.id, ()), execs.get(inst.id, ()))
+    for want in expected:
+        alive = len(kept[want.fleet])
+        if alive < want.replicas:
+            dead = sorted(i.id for i in observed if i.fleet == want.fleet and not i.alive)
+            findings.append(
+                Finding(
+                    kind=DriftKind.MISSING_INSTANCE,
+                    env=env,
+                    subject=want.fleet,
+                    summary=f"fleet {want.fleet} has {alive} of {want.replicas} instances alive",
+                    fleet=want.fleet,
+                    detail={"alive": alive, "replicas": want.replicas, "dead": dead},
+                )
+            )
+    return findings
+
+
+def _unknown(env: str, inst: Instance, why: str) -> Finding:
+    return Finding(
+        kind=DriftKind.UNKNOWN_INSTANCE,
+        env=env,
+        subject=inst.id,
+        summary=f"instance {inst.id} {why}",
+        fleet=inst.fleet or None,
+        instance_ref=inst.ref,
+        detail={"labels": dict(inst.labels), "alive": inst.alive},
+    )
+
+
+def _judge(
+    env: str,
+    want: Expected,
+    inst: Instance,
+    changed: Sequence[FileChange],
+    ran: Sequence[str],
+) -> list[Finding]:
+    out = []
+    config = inst.labels.get("config")
+    seen = {
+        "artifact": inst.running_artifact or inst.labels.get("artifact", ""),
+        "config": config if config is not None else sorted(want.configs)[0],
+    }
+    wanted = {"artifact": want.artifact, "config": sorted(want.configs)[0]}
+    differ = [k for k in ("artifact", "config") if seen[k] != wanted[k]]
+    if "config" in differ and seen["config"] in want.configs:
+        differ.remove("config")
+    if differ:
+        out.append(
+            Finding(
+                kind=DriftKind.CONFIG_DRIFT,
+                env=env,
+                subject=inst.id,
+                summary=f"instance {inst.id} runs another {' and '.join(differ)} "
+                f"than release {inst.release} of {want.service}",
+                fleet=want.fleet,
+                instance_ref=inst.ref,
+                detail={
+                    "expected": {k: wanted[k] for k in differ},
+                    "seen": {k: seen[k] for k in differ},
+                },
+            )
+        )
+    if changed or ran:
+        what = []
+        if changed:
+            paths = ", ".join(c.path for c in changed[:3]) + (" …" if len(changed) > 3 else "")
+            what.append(f"{len(changed)} file(s) changed ({paths})")
+        if ran:
+            what.append(f"{len(ran)} command(s) run from outside ({ran[0]})")
+        out.append(
+            Finding(
+                kind=DriftKind.IN_INSTANCE_CHANGE,
+                env=env,
+                subject=inst.id,
+                summary=f"instance {inst.id}: {'; '.join(what)}",
+                fleet=want.fleet,
+                instance_ref=inst.ref,
+                changes=tuple(changed),
+                detail={"execs": list(ran)} if ran else {},
+            )
+        )
+    return out
+
+
+def compare_routes(env: str, applied: Sequence[Route], actual: Sequence[Route]) -> list[Finding]:
+    """Route drift: the router's routes of ``env`` against those kiln last applied."""
+    want, have = {r.name: r for r in applied}, {r.name: r for r in actual}
+    findings = []
+    for name in sorted(set(want) | set(have)):
+        a, b = want.get(name), have.get(name)
+        if a is not None and b is not None and _same_route(a, b):
+            continue
+        what = "is gone" if b is None else "was added" if a is None else "was changed"
+        findings.append(
+            Finding(
+                kind=DriftKind.ROUTE_DRIFT,
+                env=env,
+                subject=name,
+                summary=f"route {name} {what} in the router since kiln applied it",
+                detail={"applied": _describe(a), "router": _describe(b)},
+            )
+        )
+    return findings
+
+
+def _same_route(a: Route, b: Route) -> bool:
+    return _describe(a) == _describe(b)
+
+
+def _describe(route: Route | None) -> dict[str, object] | None:
+    if route is None:
+        return None
+    return {
+        "listen": route.listen,
+        "header": route.header,
+        "fleets": {
+            f.fleet: {"weight": f.weight, "role": f.role, "backends": sorted(f.backends)}
+            for f in route.fleets
+        },
+    }

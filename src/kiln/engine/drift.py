@@ -1,0 +1,221 @@
+"""Drift, observed and enforced: what runs or routes otherwise than kiln put it.
+
+``detect`` gathers what the provider and router report, compares it purely
+(``kiln.drift``), stores the findings with their evidence and logs each new
+one. ``reconcile`` also acts on them when the environment says
+``on_drift: enforce``: unknown instances are destroyed, missing ones
+replaced, drifted or tampered ones replaced with capacity kept (the
+replacement is healthy before the old instance leaves the route), and the
+router's routes restored to what kiln last applied.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from kiln.drift import Expected, compare, compare_routes
+from kiln.engine.context import Context
+from kiln.engine.deploy import tidy
+from kiln.engine.executor import (
+    apply_routes,
+    drain,
+    launch_up_to,
+    service_of,
+    wait_until_healthy,
+)
+from kiln.engine.lock import EnvLock
+from kiln.engine.releases import bake
+from kiln.engine.routes import route_name
+from kiln.errors import KilnError
+from kiln.model import FleetState, Instance, Route
+from kiln.model.drift import DriftKind, DriftRecord, Finding
+from kiln.providers.base import FILE_CHANGES, INTRUSIONS
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One look at an environment: what is open now, and what this pass did."""
+
+    open: list[DriftRecord]
+    new: list[DriftRecord]
+    actions: list[str]
+    skipped: str = ""  # why nothing was compared (a deployment is moving fleets)
+
+
+def detect(ctx: Context, env: str) -> Pass:
+    """Compare, record and log; changes nothing that runs."""
+    running = ctx.store.running_deployment(ctx.app, env)
+    if running is not None:
+        return Pass(
+            ctx.store.findings(ctx.app, env, open_only=True),
+            [],
+            [],
+            f"deployment {running.id} is running: drift is judged between deployments",
+        )
+    before = {r.id for r in ctx.store.findings(ctx.app, env, open_only=True)}
+    records = ctx.store.record_findings(ctx.app, _findings(ctx, env))
+    seen = {r.id for r in records}
+    for gone in before - seen:
+        ctx.store.resolve_finding(gone, "no longer seen")
+    new = [r for r in records if r.id not in before]
+    for record in new:
+        f = record.finding
+        ctx.event(
+            "drift.found",
+            env,
+            f.summary,
+            finding=record.id,
+            kind=f.kind.value,
+            subject=f.subject,
+            enforce_by=f.action.value,
+            changes=[f"{c.kind} {c.path}" for c in f.changes],
+        )
+    return Pass(records, new, [])
+
+
+def _findings(ctx: Context, env: str) -> list[Finding]:
+    store, app = ctx.store, ctx.app
+    fleets = store.fleets(app, env, states=[FleetState.ACTIVE, FleetState.RETAINED])
+    expected = [
+        Expected(
+            f.id,
+            f.service,
+            f.replicas,
+            f.artifact,
+            frozenset({f.config_digest, service_of(ctx, f).config_digest()}),
+        )
+        for f in fleets
+    ]
+    provider = ctx.provider(env)
+    observed = provider.observe(env)
+    mine = {e.fleet for e in expected}
+    live = [i for i in observed if i.alive and i.fleet in mine]
+    caps = provider.capabilities
+    changes = {i.id: provider.changes(i) for i in live} if FILE_CHANGES in caps else {}
+    execs = {i.id: provider.intrusions(i) for i in live} if INTRUSIONS in caps else {}
+    findings = compare(env, expected, observed, changes, execs)
+    applied = store.applied_routes(app, env)
+    if applied is not None:
+        findings += compare_routes(env, applied, _router_routes(ctx, env))
+    return findings
+
+
+def _router_routes(ctx: Context, env: str) -> list[Route]:
+    prefix = route_name(ctx.app, env, "")
+    return [r for r in ctx.router().table().routes if r.name.startswith(prefix)]
+
+
+def reconcile(ctx: Context, env: str) -> Pass:
+    """Detect, then (``on_drift: enforce``) put the environment back as released."""
+    drift = ctx.spec.environments[env].drift
+    with EnvLock(ctx, env, "reconcile"):
+        tidy(ctx, env)
+        found = detect(ctx, env)
+        if found.skipped or drift.on_drift == "report" or not found.open:
+            return found
+        actions = _enforce(ctx, env, found.open)
+        return Pass(ctx.store.findings(ctx.app, env, open_only=True), found.new, actions)
+
+
+def _enforce(ctx: Context, env: str, records: list[DriftRecord]) -> list[str]:
+    provider = ctx.provider(env)
+    observed = {i.id: i for i in provider.observe(env)}
+    done: dict[int, str] = {}
+    # Unknown instances: nothing kiln released runs there. Out they go.
+    unknown = [r for r in records if r.finding.kind is DriftKind.UNKNOWN_INSTANCE]
+    doomed = [observed[r.finding.subject] for r in unknown if r.finding.subject in observed]
+    _destroy(ctx, env, doomed)
+    for r in unknown:
+        done[r.id] = "destroyed"
+    # Drifted or tampered instances, and fleets short of instances: new ones first.
+    bad: dict[str, list[tuple[DriftRecord, Instance]]] = defaultdict(list)
+    short: dict[str, list[DriftRecord]] = defaultdict(list)
+    for r in records:
+        f = r.finding
+        if f.kind in (DriftKind.CONFIG_DRIFT, DriftKind.IN_INSTANCE_CHANGE) and f.fleet:
+            inst = observed.get(f.subject)
+            if inst is not None and all(inst is not b for _, b in bad[f.fleet]):
+                bad[f.fleet].append((r, inst))
+            elif inst is not None:
+                done[r.id] = "replaced with the same instance's other finding"
+        elif f.kind is DriftKind.MISSING_INSTANCE and f.fleet:
+            short[f.fleet].append(r)
+    fleets = sorted(set(bad) | set(short))
+    weights, roles = _applied_weights(ctx, env)
+    for fleet_id in fleets:
+        _restore_artifact(ctx, env, fleet_id)
+    if fleets:
+        counts = {fl: ctx.store.get_fleet(fl).replicas + len(bad[fl]) for fl in fleets}
+        started = launch_up_to(ctx, env, counts)
+        wait_until_healthy(ctx, env, counts)
+        for fl in fleets:
+            for r in short[fl]:
+                done[r.id] = f"replaced: {started}"
+    leaving = [inst for fl in fleets for _, inst in bad[fl]]
+    routes = [r for r in records if r.finding.kind is DriftKind.ROUTE_DRIFT]
+    if leaving or routes or fleets:
+        # Kiln's last applied weights, with today's instances as backends (the
+        # tampered ones no longer among them): this also restores drifted routes.
+        apply_routes(ctx, env, weights, roles, frozenset(i.id for i in leaving))
+        for r in routes:
+            done[r.id] = "routes restored"
+    if leaving:
+        drain(ctx, env, tuple(sorted({i.fleet for i in leaving})), leaving)
+        _destroy(ctx, env, leaving)
+        for fl in fleets:
+            for r, inst in bad[fl]:
+                done.setdefault(r.id, f"replaced: {inst.id} destroyed once a new one was healthy")
+    actions = []
+    for r in records:
+        resolution = done.get(r.id)
+        if resolution is None:
+            continue
+        ctx.store.resolve_finding(r.id, resolution)
+        ctx.event(
+            "drift.enforced",
+            env,
+            r.finding.summary,
+            finding=r.id,
+            kind=r.finding.kind.value,
+            resolution=resolution,
+        )
+        actions.append(f"finding {r.id} ({r.finding.kind.value} {r.finding.subject}): {resolution}")
+    return actions
+
+
+def _restore_artifact(ctx: Context, env: str, fleet_id: str) -> None:
+    """Make sure replacements start from the artifact as baked, baking it again if its
+    files were changed (a local artifact edited in place)."""
+    fleet = ctx.store.get_fleet(fleet_id)
+    provider = ctx.provider(env)
+    if provider.has_artifact(fleet.artifact):
+        return
+    if fleet.service not in ctx.spec.services:
+        raise KilnError(f"artifact of {fleet_id} was changed and its service left the spec")
+    rebaked = bake(ctx, env, fleet.service)[fleet.service]
+    if rebaked != fleet.artifact:
+        raise KilnError(
+            f"artifact {fleet.artifact} of {fleet_id} was changed, and the build directory "
+            f"now bakes {rebaked}: deploy a new release to replace its instances"
+        )
+    ctx.reporter.info(f"artifact of {fleet_id} was changed; baked it again from the spec")
+
+
+def _destroy(ctx: Context, env: str, instances: list[Instance]) -> None:
+    provider = ctx.provider(env)
+    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="kiln-drift") as pool:
+        list(pool.map(provider.destroy, instances))
+
+
+def _applied_weights(ctx: Context, env: str) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
+    """Weights and roles as kiln last applied them (for a state directory older than
+    that record: as the router has them now)."""
+    routes = ctx.store.applied_routes(ctx.app, env)
+    if routes is None:
+        routes = tuple(_router_routes(ctx, env))
+    prefix = route_name(ctx.app, env, "")
+    weights = {r.name.removeprefix(prefix): {f.fleet: f.weight for f in r.fleets} for r in routes}
+    roles = {f.fleet: f.role for r in routes for f in r.fleets if f.role}
+    return weights, roles

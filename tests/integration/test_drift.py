@@ -1,0 +1,158 @@
+"""Drift end to end: hand-made changes to real instances and the real router are found,
+kept as evidence, and wiped away by replacement."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from dataclasses import replace
+from typing import Any
+
+from kiln.router.client import RouterClient
+from kiln.testing.load import Load
+from tests.engines import docker_or_skip
+from tests.integration.harness import Project
+
+
+def findings(project: Project, *extra: str) -> list[dict[str, Any]]:
+    data: list[dict[str, Any]] = json.loads(project.kiln("drift", "--json", *extra).stdout)
+    return data
+
+
+def live_instances(project: Project) -> list[dict[str, Any]]:
+    st = project.status()
+    return [i for f in st["fleets"] if f["state"] == "active" for i in f["instances"] if i["alive"]]
+
+
+def tamper(project: Project, instance: dict[str, Any]) -> str:
+    """Change what runs inside ``instance`` by hand; what the finding should name."""
+    if project.provider == "docker":
+        subprocess.run(
+            ["docker", "exec", instance["ref"], "sh", "-c", "echo hacked > /tmp/x"], check=True
+        )
+        return "sh -c echo hacked > /tmp/x"
+    # Local: root edits the instance's artifact in place (read-only by mode only for root).
+    artifact = project.state / "artifacts" / instance["labels"]["artifact"].split(":")[1]
+    artifact.chmod(0o755)
+    (artifact / "VERSION").chmod(0o644)
+    (artifact / "VERSION").write_text("hacked\n")
+    return "VERSION"
+
+
+def test_a_tampered_instance_is_found_and_replaced_under_load(project: Project) -> None:
+    project.kiln("deploy")
+    assert findings(project) == []
+    victim = live_instances(project)[0]
+    evidence = tamper(project, victim)
+
+    (found, *others) = findings(project)
+    assert found["finding"]["kind"] == "in_instance_change"
+    if project.provider == "docker":
+        assert others == []
+        assert found["finding"]["subject"] == victim["id"]
+        assert found["finding"]["detail"]["execs"] == [evidence]
+    else:  # the artifact is shared: every instance of it runs changed files
+        assert len(others) == 2
+        assert [c["path"] for c in found["finding"]["changes"]] == [evidence]
+    shown = project.kiln("drift", "show", str(found["id"])).stdout
+    assert "in_instance_change" in shown
+    assert evidence in shown
+
+    with Load(project.url, clients=8, max_seconds=90) as load:
+        out = project.kiln("reconcile")
+        result = load.stop()
+    assert result.failed == 0, result.errors
+    assert f"finding {found['id']} (in_instance_change {victim['id']}): replaced" in out.stdout
+    now = live_instances(project)
+    assert len(now) == 3
+    assert victim["id"] not in {i["id"] for i in now}
+    assert project.serving() == {"v1 hello"}
+    assert findings(project) == []  # and the replacements are clean
+    resolved = findings(project, "--all")
+    assert all(r["resolution"].startswith("replaced") for r in resolved)
+    events = json.loads(project.kiln("audit", "log", "--json", "-n", "200").stdout)
+    actions = [e["action"] for e in events]
+    assert "drift.found" in actions
+    assert "drift.enforced" in actions
+
+
+def test_missing_and_unknown_instances(project: Project) -> None:
+    project.kiln("deploy")
+    victim, model = live_instances(project)[:2]
+    if project.provider == "docker":
+        client = docker_or_skip()
+        # Removed by hand; and one started by hand with kiln's labels copied.
+        client.containers.get(victim["ref"]).remove(force=True)
+        template = client.containers.get(model["ref"])
+        client.containers.run(
+            template.image.id,
+            detach=True,
+            labels={
+                **template.labels,
+                "kiln.fleet": "hello.dev.web.by-hand",
+                "kiln.instance": "hand-started",
+            },
+            environment={"PORT": "8000"},
+        )
+        client.close()
+        stray_id = "hand-started"
+    else:
+        os.kill(int(victim["ref"].split(":")[0]), signal.SIGKILL)
+        stray_id = ""
+    kinds = {f["finding"]["kind"] for f in findings(project)}
+    assert "missing_instance" in kinds
+    if stray_id:
+        assert "unknown_instance" in kinds
+    out = project.kiln("reconcile")
+    assert "missing_instance hello.dev.web.r1): replaced" in out.stdout
+    if stray_id:
+        assert "(unknown_instance hand-started): destroyed" in out.stdout
+    assert len(live_instances(project)) == 3
+    assert findings(project) == []
+    assert project.serving() == {"v1 hello"}
+
+
+def test_a_hand_edited_route_is_restored(local_project: Project) -> None:
+    project = local_project
+    project.kiln("deploy")
+    router = RouterClient(project.state)
+    table = router.table()
+    [route] = table.routes
+    # Someone points the route at one backend only.
+    [fleet] = route.fleets
+    edited = replace(route, fleets=(replace(fleet, backends=fleet.backends[:1]),))
+    router.apply(replace(table, routes=(edited,)))
+
+    (found,) = findings(project)
+    assert found["finding"]["kind"] == "route_drift"
+    assert found["finding"]["summary"] == (
+        "route hello/dev/web was changed in the router since kiln applied it"
+    )
+    out = project.kiln("reconcile")
+    assert "routes restored" in out.stdout
+    [restored] = router.table().routes
+    assert sorted(restored.fleets[0].backends) == sorted(fleet.backends)
+    assert findings(project) == []
+
+
+def test_report_mode_records_and_changes_nothing(local_project: Project) -> None:
+    project = local_project
+    project.edit_spec(
+        "    provider: local\n", "    provider: local\n    drift: {on_drift: report}\n"
+    )
+    project.kiln("deploy")
+    victim = live_instances(project)[0]
+    os.kill(int(victim["ref"].split(":")[0]), signal.SIGKILL)
+    out = project.kiln("reconcile")
+    assert "open finding(s), reported only (on_drift: report)" in out.stdout
+    assert len(live_instances(project)) == 2
+    (found,) = findings(project)
+    assert found["resolution"] == ""
+
+
+def test_drift_of_an_unknown_finding(local_project: Project) -> None:
+    out = local_project.kiln("drift", "show", "42", check=False)
+    assert out.returncode == 1
+    assert out.stderr.strip() == "error: no drift finding 42 in hello"

@@ -1,0 +1,114 @@
+"""Drift comparison: every kind of finding from plain data, and what is not drift."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from kiln.drift import Expected, compare, compare_routes
+from kiln.model import FileChange, FleetRoute, Instance, Route
+from kiln.model.drift import DriftAction, DriftKind
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+WEB = Expected("a.dev.web.r1", "web", 2, "sha256:aaa", frozenset({"sha256:cfg", "sha256:cfg2"}))
+
+
+def inst(n: int, fleet: str = WEB.fleet, alive: bool = True, **labels: str) -> Instance:
+    return Instance(
+        id=f"{fleet}.{n}",
+        app="a",
+        env="dev",
+        service="web",
+        fleet=fleet,
+        release=1,
+        address=f"127.0.0.1:{9000 + n}",
+        ref=f"ref{n}",
+        alive=alive,
+        started_at=T0 + timedelta(seconds=n),
+        labels={"artifact": "sha256:aaa", "config": "sha256:cfg", **labels},
+    )
+
+
+def kinds(findings: list[object]) -> list[tuple[str, str]]:
+    return [(f.kind.value, f.subject) for f in findings]  # type: ignore[attr-defined]
+
+
+def test_a_fleet_as_released_has_no_drift() -> None:
+    assert compare("dev", [WEB], [inst(1), inst(2)], {}) == []
+
+
+def test_unknown_and_extra_instances_are_to_be_destroyed() -> None:
+    stray = inst(3, fleet="a.dev.web.r9")
+    found = compare("dev", [WEB], [inst(1), inst(2), inst(5), stray], {})
+    assert kinds(found) == [
+        ("unknown_instance", "a.dev.web.r9.3"),
+        ("unknown_instance", "a.dev.web.r1.5"),  # the newest one past the replica count
+    ]
+    assert "one more than the 2 of a.dev.web.r1" in found[1].summary
+    assert {f.action for f in found} == {DriftAction.DESTROY}
+
+
+def test_missing_instances_name_the_dead() -> None:
+    found = compare("dev", [WEB], [inst(1), inst(2, alive=False)], {})
+    assert kinds(found) == [("missing_instance", WEB.fleet)]
+    assert found[0].detail == {"alive": 1, "replicas": 2, "dead": [f"{WEB.fleet}.2"]}
+    assert found[0].action is DriftAction.REPLACE
+
+
+def test_config_drift_by_label_or_by_what_actually_runs() -> None:
+    other_config = inst(1, config="sha256:other")
+    other_image = replace(inst(2), running_artifact="sha256:evil")
+    found = compare("dev", [WEB], [other_config, other_image], {})
+    assert kinds(found) == [
+        ("config_drift", f"{WEB.fleet}.1"),
+        ("config_drift", f"{WEB.fleet}.2"),
+    ]
+    assert found[0].detail == {
+        "expected": {"config": "sha256:cfg"},
+        "seen": {"config": "sha256:other"},
+    }
+    assert found[1].detail["seen"] == {"artifact": "sha256:evil"}
+
+
+def test_either_digest_of_the_release_config_is_the_release() -> None:
+    # A newer kiln may digest the same config differently: both digests are its own.
+    assert compare("dev", [WEB], [inst(1, config="sha256:cfg2"), inst(2)], {}) == []
+
+
+def test_in_instance_changes_carry_the_paths() -> None:
+    edits = [FileChange("/app/index.html", "changed"), FileChange("/app/x", "added")]
+    found = compare("dev", [WEB], [inst(1), inst(2)], {f"{WEB.fleet}.1": edits})
+    (finding,) = found
+    assert finding.kind is DriftKind.IN_INSTANCE_CHANGE
+    assert finding.changes == tuple(edits)
+    assert finding.summary == (
+        "instance a.dev.web.r1.1: 2 file(s) changed (/app/index.html, /app/x)"
+    )
+    assert finding.action is DriftAction.CAPTURE_REPLACE
+
+
+def test_commands_run_from_outside_are_an_in_instance_change() -> None:
+    ran = {f"{WEB.fleet}.2": ["sh -c echo hacked > /tmp/x"]}
+    (finding,) = compare("dev", [WEB], [inst(1), inst(2)], {}, ran)
+    assert finding.kind is DriftKind.IN_INSTANCE_CHANGE
+    assert finding.subject == f"{WEB.fleet}.2"
+    assert finding.detail == {"execs": ["sh -c echo hacked > /tmp/x"]}
+    assert "1 command(s) run from outside (sh -c echo hacked > /tmp/x)" in finding.summary
+
+
+def route(weight: int = 100, backends: tuple[str, ...] = ("127.0.0.1:1",)) -> Route:
+    return Route("a/dev/web", "127.0.0.1:8080", (FleetRoute(WEB.fleet, weight, backends),))
+
+
+def test_route_drift() -> None:
+    assert compare_routes("dev", [route()], [route()]) == []
+    # Backend order is not drift.
+    two = ("127.0.0.1:1", "127.0.0.1:2")
+    assert compare_routes("dev", [route(backends=two)], [route(backends=two[::-1])]) == []
+    (changed,) = compare_routes("dev", [route()], [route(backends=("127.0.0.1:6666",))])
+    assert changed.summary == "route a/dev/web was changed in the router since kiln applied it"
+    assert changed.action is DriftAction.RESTORE
+    (gone,) = compare_routes("dev", [route()], [])
+    assert "is gone" in gone.summary
+    (added,) = compare_routes("dev", [], [route()])
+    assert "was added" in added.summary
