@@ -8,8 +8,11 @@ import os
 import signal
 import subprocess
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from kiln.drift import capture, patch
+from kiln.model import FileChange
 from kiln.router.client import RouterClient
 from kiln.testing.load import Load
 from tests.engines import docker_or_skip
@@ -59,6 +62,22 @@ def test_a_tampered_instance_is_found_and_replaced_under_load(project: Project) 
     shown = project.kiln("drift", "show", str(found["id"])).stdout
     assert "in_instance_change" in shown
     assert evidence in shown
+    if project.provider == "local":
+        # The tweak, kept as a patch against the build context: it becomes code.
+        (kept,) = found["finding"]["evidence"]
+        assert kept["content"] == "hacked\n"
+        assert "-v1\n+hacked\n" in kept["diff"]
+        patch_file = project.root / "tweak.patch"
+        project.kiln("drift", "export", str(found["id"]), "-o", str(patch_file))
+        subprocess.run(
+            ["patch", "-p1", "-i", str(patch_file)], cwd=project.root / "app", check=True
+        )
+        assert (project.root / "app" / "VERSION").read_text() == "hacked\n"
+        (project.root / "app" / "VERSION").write_text("v1\n")  # the spec's build again
+    else:
+        none = project.kiln("drift", "export", str(found["id"]), check=False)
+        assert none.returncode == 1
+        assert "no text change that maps to a build context file" in none.stderr
 
     with Load(project.url, clients=8, max_seconds=90) as load:
         out = project.kiln("reconcile")
@@ -156,3 +175,18 @@ def test_drift_of_an_unknown_finding(local_project: Project) -> None:
     out = local_project.kiln("drift", "show", "42", check=False)
     assert out.returncode == 1
     assert out.stderr.strip() == "error: no drift finding 42 in hello"
+
+
+def test_the_patch_applies_to_the_build_context(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("one\ntwo")  # no newline at the end
+    (tmp_path / "gone.txt").write_text("bye\n")
+    evidence = [
+        capture(FileChange("keep.txt", "changed"), "keep.txt", b"one\nTWO", b"one\ntwo"),
+        capture(FileChange("gone.txt", "deleted"), "gone.txt", None, b"bye\n"),
+        capture(FileChange("new.txt", "added"), "new.txt", b"hello\n", None),
+    ]
+    (tmp_path / "fix.patch").write_text(patch(evidence))
+    subprocess.run(["patch", "-p1", "-i", "fix.patch"], cwd=tmp_path, check=True)
+    assert (tmp_path / "keep.txt").read_text() == "one\nTWO"
+    assert not (tmp_path / "gone.txt").exists()
+    assert (tmp_path / "new.txt").read_text() == "hello\n"

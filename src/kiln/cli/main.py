@@ -22,6 +22,7 @@ from rich.console import Console
 from kiln import __version__
 from kiln.cli import render
 from kiln.cli.reporter import RichReporter
+from kiln.drift import patch as drift_patch
 from kiln.engine import deploy as engine
 from kiln.engine import queries
 from kiln.engine.context import Context, open_context
@@ -326,6 +327,31 @@ def drift_show(
             print(json.dumps(to_json(record), indent=2))
         else:
             render.finding(out, record)
+
+
+@drift_app.command("export")
+def drift_export(
+    finding: int,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write here (default: stdout)")
+    ] = None,
+    spec: SpecOpt = None,
+    state: StateOpt = None,
+) -> None:
+    """A patch of an in-instance change against the service's build context
+    (apply it there with `patch -p1` or `git apply`), so the tweak becomes code."""
+    with _context(spec, state, quiet=True) as kiln:
+        record = kiln.store.finding(kiln.app, finding)
+        text = drift_patch(record.finding.evidence)
+        if not text:
+            raise KilnError(
+                f"finding {finding} has no text change that maps to a build context file"
+            )
+        if output is None:
+            print(text, end="")
+        else:
+            output.write_text(text)
+            out.print(f"wrote {output}")
 
 
 @app.command()

@@ -178,5 +178,11 @@ def finding(console: Console, r: DriftRecord) -> None:
     )
     for change in f.changes:
         console.print(f"  {change.kind:8} {change.path}", markup=False)
+    for e in f.evidence:
+        where = f" (build context: {e.source})" if e.source else ""
+        what = "binary" if e.binary else f"{e.size} bytes" + (", truncated" if e.truncated else "")
+        console.print(f"evidence: {e.kind} {e.path}{where}, {what}", markup=False)
+        if e.diff:
+            console.print(e.diff.rstrip("\n"), markup=False, highlight=False)
     for key, value in f.detail.items():
         console.print(f"  {key}: {value}", markup=False)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kiln.drift import Expected, compare, compare_routes
 from kiln.engine.context import Context
 from kiln.engine.deploy import tidy
+from kiln.engine.drift_evidence import with_evidence
 from kiln.engine.executor import (
     apply_routes,
     drain,
@@ -60,6 +61,7 @@ def detect(ctx: Context, env: str) -> Pass:
     for gone in before - seen:
         ctx.store.resolve_finding(gone, "no longer seen")
     new = [r for r in records if r.id not in before]
+    new = [_keep_evidence(ctx, env, r) for r in new]
     for record in new:
         f = record.finding
         ctx.event(
@@ -73,6 +75,19 @@ def detect(ctx: Context, env: str) -> Pass:
             changes=[f"{c.kind} {c.path}" for c in f.changes],
         )
     return Pass(records, new, [])
+
+
+def _keep_evidence(ctx: Context, env: str, record: DriftRecord) -> DriftRecord:
+    """Read the changed files of a new in-instance finding while the instance still runs."""
+    f = record.finding
+    if f.kind is not DriftKind.IN_INSTANCE_CHANGE or not f.changes:
+        return record
+    instance = next((i for i in ctx.provider(env).observe(env) if i.id == f.subject), None)
+    if instance is None:
+        return record
+    kept = with_evidence(ctx, f, instance)
+    ctx.store.update_finding(record.id, kept)
+    return replace(record, finding=kept)
 
 
 def _findings(ctx: Context, env: str) -> list[Finding]:

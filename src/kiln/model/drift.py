@@ -35,6 +35,24 @@ DEFAULT_ACTIONS: dict[DriftKind, DriftAction] = {
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """One changed file as found inside an instance, kept so the change can become code."""
+
+    path: str  # as the provider reports it (local: in the artifact; docker: absolute)
+    kind: str  # added | changed | deleted
+    source: str | None = None  # the build-context path it maps to, if one does
+    content: str | None = None  # the file now (text), up to EVIDENCE_BYTES
+    size: int = 0  # bytes of the file now
+    binary: bool = False
+    truncated: bool = False
+    diff: str = ""  # unified diff from the build context's file to the file now (text)
+
+
+# Evidence keeps at most this much of each changed file.
+EVIDENCE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
 class Finding:
     """One drift, as the comparison found it: what, where, and the evidence."""
 
@@ -47,6 +65,7 @@ class Finding:
     changes: tuple[FileChange, ...] = ()  # in_instance_change: what changed
     # kind-specific facts: expected vs observed digests, counts, route contents
     detail: dict[str, object] = field(default_factory=dict)
+    evidence: tuple[Evidence, ...] = ()  # in_instance_change: the changed files themselves
 
     @property
     def action(self) -> DriftAction:

@@ -89,6 +89,11 @@ class Provider(Protocol):
         """Files added, changed or deleted inside the instance against its artifact."""
         ...
 
+    def read_file(self, instance: Instance, path: str, limit: int) -> bytes | None:
+        """Up to ``limit`` bytes of ``path`` (as ``changes`` names it) inside the running
+        instance, or None if it is not a regular file there. Reads, never writes."""
+        ...
+
     def intrusions(self, instance: Instance) -> list[str]:
         """Commands run inside the instance from outside since it started (``docker
         exec``), oldest first; [] from a provider without the ``intrusions`` capability."""

@@ -72,6 +72,14 @@ def record(conn: Connection, app: str, findings: list[Finding]) -> list[DriftRec
     return out
 
 
+def replace_finding(conn: Connection, finding_id: int, finding: Finding) -> None:
+    conn.execute(
+        update(drift_findings)
+        .where(_F.id == finding_id)
+        .values(finding=json.dumps(to_json(finding), sort_keys=True))
+    )
+
+
 def resolve(conn: Connection, finding_id: int, resolution: str) -> None:
     conn.execute(
         update(drift_findings)

@@ -225,6 +225,11 @@ class Store:
         with self._db.write("record drift findings") as conn:
             return drift.record(conn, app, findings)
 
+    def update_finding(self, finding_id: int, finding: Finding) -> None:
+        """Add what was learnt later (the evidence) to an open finding."""
+        with self._db.write("update a drift finding") as conn:
+            drift.replace_finding(conn, finding_id, finding)
+
     def resolve_finding(self, finding_id: int, resolution: str) -> None:
         with self._db.write("resolve a drift finding") as conn:
             drift.resolve(conn, finding_id, resolution)

@@ -16,9 +16,11 @@ exception of the docker SDK escape (``client.engine_call``).
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import queue
 import secrets as random
+import tarfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -240,6 +242,21 @@ class DockerProvider:
                     raise NotFound(f"instance {instance.id} no longer exists") from exc
                 raise
         return c.file_changes(diff, c.mount_points(attrs))
+
+    def read_file(self, instance: Instance, path: str, limit: int) -> bytes | None:
+        ref = instance.ref or instance.id
+        with engine_call(f"read {path} in {instance.id}"):
+            try:
+                stream, _ = self._api.get_archive(ref, path)
+                data = b"".join(stream)
+            except Exception as exc:
+                if is_not_found(exc):
+                    return None
+                raise
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = next((m for m in tar.getmembers() if m.isfile()), None)
+            extracted = tar.extractfile(member) if member is not None else None
+            return extracted.read(limit) if extracted is not None else None
 
     def intrusions(self, instance: Instance) -> list[str]:
         ref = instance.ref or instance.id

@@ -304,6 +304,21 @@ class LocalProvider:
             raise translate(exc, f"cannot scan artifact {digest}") from exc
         return artifacts.diff(manifest, current)
 
+    def read_file(self, instance: Instance, path: str, limit: int) -> bytes | None:
+        digest = instance.labels.get("artifact", "")
+        try:
+            root = self._artifact_dir(digest).resolve()
+            target = (root / path).resolve()
+        except (NotFound, OSError):
+            return None
+        if root not in target.parents or not target.is_file():
+            return None  # never read outside the artifact (a path like ../../etc/shadow)
+        try:
+            with target.open("rb") as f:
+                return f.read(limit)
+        except OSError:
+            return None
+
     def intrusions(self, instance: Instance) -> list[str]:
         return []  # a process has no exec channel; its changes show in changes()
 
