@@ -30,6 +30,15 @@ def local_project(tmp_path: Path) -> Iterator[Project]:
     _clean_up(p)
 
 
+@pytest.fixture
+def docker_project(tmp_path: Path) -> Iterator[Project]:
+    """The hello app on the docker provider only: for what only containers have."""
+    require_docker()
+    p = make_project(tmp_path, "docker")
+    yield p
+    _clean_up(p)
+
+
 def _clean_up(p: Project) -> None:
     for proc in p.started:
         if proc.poll() is None:

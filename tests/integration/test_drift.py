@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,36 @@ def test_a_hand_edited_route_is_restored(local_project: Project) -> None:
     [restored] = router.table().routes
     assert sorted(restored.fleets[0].backends) == sorted(fleet.backends)
     assert findings(project) == []
+
+
+def test_quarantine_takes_a_tampered_instance_out_at_once_and_ends_it_later(
+    docker_project: Project,
+) -> None:
+    project = docker_project
+    project.edit_spec(
+        "    provider: docker\n", "    provider: docker\n    drift: {quarantine: 3s}\n"
+    )
+    project.kiln("deploy")
+    victim = live_instances(project)[0]
+    tamper(project, victim)
+    with Load(project.url, clients=8, max_seconds=90) as load:
+        out = project.kiln("reconcile")
+        result = load.stop()
+    assert result.failed == 0, result.errors
+    assert "quarantined until" in out.stdout
+    # Out of the route, still running for inspection; a new instance serves instead.
+    [route] = RouterClient(project.state).table().routes
+    backends = {b for f in route.fleets for b in f.backends}
+    assert victim["address"] not in backends
+    assert len(backends) == 3
+    assert victim["ref"] in {i["ref"] for i in live_instances(project)}
+    assert findings(project) == []  # not found again while quarantined
+
+    time.sleep(3)
+    out = project.kiln("reconcile")
+    assert f"quarantine over: {victim['id']} destroyed" in out.stdout
+    assert victim["ref"] not in {i["ref"] for i in live_instances(project)}
+    assert len(live_instances(project)) == 3
 
 
 def test_report_mode_records_and_changes_nothing(local_project: Project) -> None:

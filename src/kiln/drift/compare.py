@@ -33,18 +33,22 @@ def compare(
     observed: Sequence[Instance],
     changes: Mapping[str, Sequence[FileChange]],
     execs: Mapping[str, Sequence[str]] | None = None,
+    quarantined: frozenset[str] = frozenset(),
 ) -> list[Finding]:
     """Findings about instances: unknown, missing, configured otherwise, changed inside.
 
     ``changes``: instance id -> its in-instance file changes; ``execs``: instance id
     -> commands run inside it from outside (both only for live instances of
-    expected fleets; the engine asks the provider).
+    expected fleets; the engine asks the provider). Instances in ``quarantined``
+    were found before and are kept on purpose: they are not judged again.
     """
     execs = execs or {}
     by_fleet = {e.fleet: e for e in expected}
     findings: list[Finding] = []
     kept: dict[str, list[Instance]] = {e.fleet: [] for e in expected}
     for inst in sorted(observed, key=lambda i: (i.started_at is None, i.started_at, i.id)):
+        if inst.id in quarantined:
+            continue  # already found, out of the route, kept for inspection
         want = by_fleet.get(inst.fleet)
         if want is None:
             findings.append(_unknown(env, inst, "belongs to no fleet kiln runs"))

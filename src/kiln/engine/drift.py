@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 from kiln.drift import Expected, compare, compare_routes
 from kiln.engine.context import Context
@@ -23,6 +24,7 @@ from kiln.engine.executor import (
     apply_routes,
     drain,
     launch_up_to,
+    quarantined,
     service_of,
     wait_until_healthy,
 )
@@ -110,7 +112,7 @@ def _findings(ctx: Context, env: str) -> list[Finding]:
     caps = provider.capabilities
     changes = {i.id: provider.changes(i) for i in live} if FILE_CHANGES in caps else {}
     execs = {i.id: provider.intrusions(i) for i in live} if INTRUSIONS in caps else {}
-    findings = compare(env, expected, observed, changes, execs)
+    findings = compare(env, expected, observed, changes, execs, quarantined(ctx, env))
     applied = store.applied_routes(app, env)
     if applied is not None:
         findings += compare_routes(env, applied, _router_routes(ctx, env))
@@ -128,13 +130,37 @@ def reconcile(ctx: Context, env: str) -> Pass:
     with EnvLock(ctx, env, "reconcile"):
         tidy(ctx, env)
         found = detect(ctx, env)
-        if found.skipped or drift.on_drift == "report" or not found.open:
+        if found.skipped or drift.on_drift == "report":
             return found
-        actions = _enforce(ctx, env, found.open)
+        actions = _end_quarantines(ctx, env)
+        if found.open:
+            actions += _enforce(ctx, env, found.open)
         return Pass(ctx.store.findings(ctx.app, env, open_only=True), found.new, actions)
 
 
+def _end_quarantines(ctx: Context, env: str) -> list[str]:
+    """Destroy the quarantined instances whose inspection window is over."""
+    now = datetime.now(UTC)
+    due = [
+        r
+        for r in ctx.store.quarantined(ctx.app, env)
+        if r.quarantined_until is not None and r.quarantined_until <= now
+    ]
+    if not due:
+        return []
+    observed = {i.id: i for i in ctx.provider(env).observe(env)}
+    _destroy(ctx, env, [observed[r.finding.subject] for r in due if r.finding.subject in observed])
+    actions = []
+    for r in due:
+        resolution = f"quarantine over: {r.finding.subject} destroyed"
+        ctx.store.quarantine(r.id, None, resolution)
+        ctx.event("drift.enforced", env, r.finding.summary, finding=r.id, resolution=resolution)
+        actions.append(f"finding {r.id} ({r.finding.kind.value} {r.finding.subject}): {resolution}")
+    return actions
+
+
 def _enforce(ctx: Context, env: str, records: list[DriftRecord]) -> list[str]:
+    window = ctx.spec.environments[env].drift.quarantine
     provider = ctx.provider(env)
     observed = {i.id: i for i in provider.observe(env)}
     done: dict[int, str] = {}
@@ -159,6 +185,16 @@ def _enforce(ctx: Context, env: str, records: list[DriftRecord]) -> list[str]:
             short[f.fleet].append(r)
     fleets = sorted(set(bad) | set(short))
     weights, roles = _applied_weights(ctx, env)
+    # Quarantine: a tampered instance leaves the route at once, before its replacement
+    # is up (a moment with less capacity beats serving from it one more second).
+    held = {
+        r.id: inst
+        for fl in fleets
+        for r, inst in bad[fl]
+        if window > 0 and r.finding.kind is DriftKind.IN_INSTANCE_CHANGE
+    }
+    if held:
+        apply_routes(ctx, env, weights, roles, frozenset(i.id for i in held.values()))
     for fleet_id in fleets:
         _restore_artifact(ctx, env, fleet_id)
     if fleets:
@@ -176,6 +212,15 @@ def _enforce(ctx: Context, env: str, records: list[DriftRecord]) -> list[str]:
         apply_routes(ctx, env, weights, roles, frozenset(i.id for i in leaving))
         for r in routes:
             done[r.id] = "routes restored"
+    if held:
+        until = datetime.now(UTC) + timedelta(seconds=window)
+        for rid in held:
+            done[rid] = (
+                f"quarantined until {until:%H:%M:%S} UTC (out of the route, kept for "
+                f"inspection); replaced"
+            )
+            ctx.store.quarantine(rid, until, done[rid])
+        leaving = [i for i in leaving if i not in held.values()]
     if leaving:
         drain(ctx, env, tuple(sorted({i.fleet for i in leaving})), leaving)
         _destroy(ctx, env, leaving)
@@ -187,7 +232,8 @@ def _enforce(ctx: Context, env: str, records: list[DriftRecord]) -> list[str]:
         resolution = done.get(r.id)
         if resolution is None:
             continue
-        ctx.store.resolve_finding(r.id, resolution)
+        if r.id not in held:
+            ctx.store.resolve_finding(r.id, resolution)
         ctx.event(
             "drift.enforced",
             env,

@@ -75,7 +75,8 @@ def _full_size(ctx: Context, fleets: tuple[str, ...]) -> dict[str, int]:
 def launch_up_to(ctx: Context, env: str, counts: dict[str, int]) -> str:
     """Bring each fleet up to its count of live instances (dead ones are cleared)."""
     provider = ctx.provider(env)
-    observed = provider.observe(env)
+    kept = quarantined(ctx, env)  # alive, but serving no more: not counted
+    observed = [i for i in provider.observe(env) if i.id not in kept]
     started = 0
     for fleet_id, count in counts.items():
         fleet = ctx.store.get_fleet(fleet_id)
@@ -95,8 +96,14 @@ def launch_up_to(ctx: Context, env: str, counts: dict[str, int]) -> str:
     return f"{started} instance(s) started"
 
 
+def quarantined(ctx: Context, env: str) -> frozenset[str]:
+    """Instances drift enforcement keeps out of the route for inspection."""
+    return frozenset(r.finding.subject for r in ctx.store.quarantined(ctx.app, env))
+
+
 def wait_until_healthy(ctx: Context, env: str, counts: dict[str, int]) -> str:
     provider = ctx.provider(env)
+    kept = quarantined(ctx, env)
     gates = []
     for fleet_id, count in counts.items():
         fleet = ctx.store.get_fleet(fleet_id)
@@ -111,7 +118,10 @@ def wait_until_healthy(ctx: Context, env: str, counts: dict[str, int]) -> str:
         return (": " + " | ".join(mine)) if mine else ""
 
     wait_healthy(
-        gates, lambda: provider.observe(env), on_progress=ctx.reporter.progress, last_logs=last_logs
+        gates,
+        lambda: [i for i in provider.observe(env) if i.id not in kept],
+        on_progress=ctx.reporter.progress,
+        last_logs=last_logs,
     )
     return "all instances healthy"
 
@@ -135,7 +145,8 @@ def apply_routes(
                 # The newest release's header name wins: it is the one being rolled out.
                 if fleet.service not in headers or fleet_id in roles:
                     headers[fleet.service] = service.strategy.header
-    instances = [i for i in ctx.provider(env).observe(env) if i.id not in leaving]
+    out = leaving | quarantined(ctx, env)
+    instances = [i for i in ctx.provider(env).observe(env) if i.id not in out]
     routes = env_routes(ctx, env, weights, listen, instances, roles=roles, headers=headers)
     table = apply_env_routes(ctx, env, routes)
     shares = [

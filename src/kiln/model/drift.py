@@ -80,5 +80,7 @@ class DriftRecord:
     app: str
     finding: Finding
     found_at: datetime
-    resolution: str = ""  # "" while open; what enforcement did, or "reported"
+    resolution: str = ""  # "" while open; what enforcement did
     resolved_at: datetime | None = None
+    # While set, the instance is out of the route but kept alive for inspection.
+    quarantined_until: datetime | None = None

@@ -304,6 +304,11 @@ class DriftSpec(_Strict):
     on_drift: Literal["enforce", "report"] = Field(
         "enforce", description="enforce: destroy, replace, restore; report: record only"
     )
+    quarantine: Duration = Field(
+        0.0,
+        description="a tampered instance leaves the route at once and is kept this long "
+        "for inspection before it is destroyed (0: replaced as any drift)",
+    )
 
 
 class EnvironmentSpec(_Strict):

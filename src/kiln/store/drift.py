@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
@@ -88,6 +89,22 @@ def resolve(conn: Connection, finding_id: int, resolution: str) -> None:
     )
 
 
+def quarantine(conn: Connection, finding_id: int, until: datetime | None, resolution: str) -> None:
+    """Start (``until``) or end (None) the quarantine of a finding's instance."""
+    conn.execute(
+        update(drift_findings)
+        .where(_F.id == finding_id)
+        .values(quarantined_until=until, resolution=resolution, resolved_at=utcnow())
+    )
+
+
+def quarantined(conn: Connection, app: str, env: str) -> list[DriftRecord]:
+    query = select(drift_findings).where(
+        _F.app == app, _F.env == env, _F.quarantined_until.is_not(None)
+    )
+    return [_record(r) for r in conn.execute(query.order_by(_F.id))]
+
+
 def listing(conn: Connection, app: str, env: str | None, open_only: bool) -> list[DriftRecord]:
     query = select(drift_findings).where(_F.app == app)
     if env is not None:
@@ -114,4 +131,5 @@ def _record(row: Row[Any]) -> DriftRecord:
         found_at=row.found_at,
         resolution=row.resolution,
         resolved_at=row.resolved_at,
+        quarantined_until=row.quarantined_until,
     )

@@ -234,6 +234,14 @@ class Store:
         with self._db.write("resolve a drift finding") as conn:
             drift.resolve(conn, finding_id, resolution)
 
+    def quarantine(self, finding_id: int, until: datetime | None, resolution: str) -> None:
+        with self._db.write("quarantine an instance") as conn:
+            drift.quarantine(conn, finding_id, until, resolution)
+
+    def quarantined(self, app: str, env: str) -> list[DriftRecord]:
+        with self._db.read("list quarantined instances") as conn:
+            return drift.quarantined(conn, app, env)
+
     def findings(
         self, app: str, env: str | None = None, *, open_only: bool = False
     ) -> list[DriftRecord]:

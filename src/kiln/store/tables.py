@@ -188,5 +188,7 @@ drift_findings = Table(
     Column("found_at", UTCDateTime, nullable=False),
     Column("resolution", Text, nullable=False),  # "" while open
     Column("resolved_at", UTCDateTime, nullable=True),
+    # set while the instance is kept out of the route for inspection
+    Column("quarantined_until", UTCDateTime, nullable=True),
     Index("ix_drift_findings_app_env", "app", "env"),
 )

@@ -41,6 +41,7 @@ def upgrade() -> None:
         _dt("found_at"),
         sa.Column("resolution", sa.Text, nullable=False),
         _dt("resolved_at", nullable=True),
+        _dt("quarantined_until", nullable=True),
     )
     op.create_index("ix_drift_findings_app_env", "drift_findings", ["app", "env"])
 
