@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from kiln.drift import patch as drift_patch
 from kiln.engine import deploy as engine
 from kiln.engine import queries
 from kiln.engine.context import Context, open_context
+from kiln.engine.controller import serve as run_controller
 from kiln.engine.down import down as engine_down
 from kiln.engine.drift import detect as detect_drift
 from kiln.engine.drift import reconcile as reconcile_drift
@@ -368,6 +370,19 @@ def reconcile(env: EnvOpt = None, spec: SpecOpt = None, state: StateOpt = None) 
             out.print(f"{len(result.open)} open finding(s), reported only (on_drift: report)")
         elif not result.open and not result.actions:
             out.print(f"no drift in {kiln.app}/{name}")
+
+
+@app.command()
+def serve(spec: SpecOpt = None, state: StateOpt = None) -> None:
+    """Run the controller: each environment's drift pass every drift.interval, resuming
+    what a dead kiln left. Ctrl-C or SIGTERM stops it; traffic never depends on it."""
+    stop = threading.Event()
+    with _context(spec, state) as kiln:
+        try:
+            run_controller(kiln, stop)
+        except KeyboardInterrupt:
+            stop.set()
+            err.print("controller stopped")
 
 
 @audit_app.command("verify")

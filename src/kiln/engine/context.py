@@ -14,6 +14,7 @@ from typing import Any
 from kiln.engine.reporter import Reporter, SilentReporter
 from kiln.errors import KilnError, SpecError
 from kiln.model import Event
+from kiln.notify import Webhook
 from kiln.providers.base import Provider, ProviderContext
 from kiln.providers.registry import get_provider
 from kiln.router.client import RouterClient
@@ -37,6 +38,7 @@ class Context:
     lease_lost: threading.Event = field(default_factory=threading.Event)
     _providers: dict[str, Provider] = field(default_factory=dict)
     _router: RouterClient | None = None
+    _webhooks: dict[str, Webhook] = field(default_factory=dict)
 
     @property
     def app(self) -> str:
@@ -68,7 +70,18 @@ class Context:
             actor=self.actor, action=action, app=self.app, env=env, reason=reason, detail=detail
         )
 
+    def notify(self, env: str, payload: dict[str, Any]) -> None:
+        """Send ``payload`` to the environment's webhook, if it has one (never blocks)."""
+        spec = self.spec.environments[env].notify
+        if spec is None:
+            return
+        if env not in self._webhooks:
+            self._webhooks[env] = Webhook(spec.webhook, on_give_up=self.reporter.info)
+        self._webhooks[env].send({"app": self.app, "env": env, **payload})
+
     def close(self) -> None:
+        for webhook in self._webhooks.values():
+            webhook.close()  # bounded: a dead receiver delays exit by seconds, not forever
         self.store.close()
 
 

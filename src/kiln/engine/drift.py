@@ -32,7 +32,7 @@ from kiln.engine.lock import EnvLock
 from kiln.engine.releases import bake
 from kiln.engine.routes import route_name
 from kiln.errors import KilnError
-from kiln.model import FleetState, Instance, Route
+from kiln.model import FleetState, Instance, Route, to_json
 from kiln.model.drift import DriftKind, DriftRecord, Finding
 from kiln.providers.base import FILE_CHANGES, INTRUSIONS
 
@@ -66,6 +66,7 @@ def detect(ctx: Context, env: str) -> Pass:
     new = [_keep_evidence(ctx, env, r) for r in new]
     for record in new:
         f = record.finding
+        ctx.notify(env, {"event": "drift.found", "finding": to_json(record)})
         ctx.event(
             "drift.found",
             env,
@@ -124,18 +125,33 @@ def _router_routes(ctx: Context, env: str) -> list[Route]:
     return [r for r in ctx.router().table().routes if r.name.startswith(prefix)]
 
 
-def reconcile(ctx: Context, env: str) -> Pass:
-    """Detect, then (``on_drift: enforce``) put the environment back as released."""
+def reconcile(ctx: Context, env: str, *, wait: bool = True) -> Pass:
+    """Detect, then (``on_drift: enforce``) put the environment back as released.
+
+    ``wait=False`` (the controller): if another kiln holds the environment's lock
+    (a deploy), skip this pass rather than queue behind it.
+    """
     drift = ctx.spec.environments[env].drift
-    with EnvLock(ctx, env, "reconcile"):
-        tidy(ctx, env)
-        found = detect(ctx, env)
-        if found.skipped or drift.on_drift == "report":
-            return found
-        actions = _end_quarantines(ctx, env)
-        if found.open:
-            actions += _enforce(ctx, env, found.open)
-        return Pass(ctx.store.findings(ctx.app, env, open_only=True), found.new, actions)
+    lock = EnvLock(ctx, env, "reconcile")
+    if wait:
+        lock.acquire()
+    elif not lock.try_acquire():
+        return Pass([], [], [], "another kiln holds the lock (a deploy?): skipped this pass")
+    try:
+        return _reconcile_locked(ctx, env, drift.on_drift)
+    finally:
+        lock.release()
+
+
+def _reconcile_locked(ctx: Context, env: str, on_drift: str) -> Pass:
+    tidy(ctx, env)
+    found = detect(ctx, env)
+    if found.skipped or on_drift == "report":
+        return found
+    actions = _end_quarantines(ctx, env)
+    if found.open:
+        actions += _enforce(ctx, env, found.open)
+    return Pass(ctx.store.findings(ctx.app, env, open_only=True), found.new, actions)
 
 
 def _end_quarantines(ctx: Context, env: str) -> list[str]:
@@ -234,6 +250,16 @@ def _enforce(ctx: Context, env: str, records: list[DriftRecord]) -> list[str]:
             continue
         if r.id not in held:
             ctx.store.resolve_finding(r.id, resolution)
+        ctx.notify(
+            env,
+            {
+                "event": "drift.enforced",
+                "finding": r.id,
+                "kind": r.finding.kind.value,
+                "subject": r.finding.subject,
+                "resolution": resolution,
+            },
+        )
         ctx.event(
             "drift.enforced",
             env,

@@ -21,8 +21,10 @@ from kiln.model import LockHolder
 # Longer than the store's busy timeout (30 s), so one slow renewal never loses the lease;
 # a holder that died on this host is taken over at once, whatever the lease says.
 LEASE_SECONDS = 60.0
-# How long a deploy waits for a read-only command's tidy-up to let go of the lock.
+# How long a deploy waits for a read-only command's tidy-up, or a drift pass of the
+# controller, to let go of the lock.
 HOUSEKEEPING_WAIT = 30.0
+BRIEF = ("housekeeping", "reconcile")  # holders worth waiting for; they never wait
 
 
 def _pid_alive(pid: int) -> bool:
@@ -63,12 +65,8 @@ class EnvLock:
                 break
             except LockHeld:
                 current = self.ctx.store.lock_holder(self.ctx.app, self.env)
-                brief = current is not None and current[0].command == "housekeeping"
-                if (
-                    not brief
-                    or self.holder.command == "housekeeping"
-                    or (time.monotonic() > deadline)
-                ):
+                brief = current is not None and current[0].command in BRIEF
+                if not brief or self.holder.command in BRIEF or time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
         self._thread = threading.Thread(target=self._renew, name="kiln-lock", daemon=True)

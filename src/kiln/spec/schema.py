@@ -311,8 +311,16 @@ class DriftSpec(_Strict):
     )
 
 
+class NotifySpec(_Strict):
+    webhook: str = Field(
+        pattern=r"^https?://[^\s]+$",
+        description="each drift finding and enforcement is POSTed here as JSON",
+    )
+
+
 class EnvironmentSpec(_Strict):
     provider: str = "local"
+    notify: NotifySpec | None = None
     requires: RequiresSpec | None = None
     drift: DriftSpec = Field(default_factory=DriftSpec)  # type: ignore[arg-type]
     pin: Literal["resolve", "strict"] = Field(
