@@ -27,6 +27,7 @@ TABLES = {
     "events",
     "applied_routes",
     "drift_findings",
+    "api_tokens",
 }
 
 

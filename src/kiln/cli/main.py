@@ -56,6 +56,8 @@ drift_app = typer.Typer(
 )
 app.add_typer(audit_app, name="audit")
 app.add_typer(drift_app, name="drift")
+token_app = typer.Typer(help="Bearer tokens of the controller's API.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
 app.add_typer(router_app, name="router")
 
 out = Console(highlight=False)
@@ -373,16 +375,57 @@ def reconcile(env: EnvOpt = None, spec: SpecOpt = None, state: StateOpt = None) 
 
 
 @app.command()
-def serve(spec: SpecOpt = None, state: StateOpt = None) -> None:
+def serve(
+    listen: Annotated[
+        str, typer.Option("--listen", help="the API's 127.0.0.1:PORT ('' for none)")
+    ] = "127.0.0.1:7070",
+    spec: SpecOpt = None,
+    state: StateOpt = None,
+) -> None:
     """Run the controller: each environment's drift pass every drift.interval, resuming
-    what a dead kiln left. Ctrl-C or SIGTERM stops it; traffic never depends on it."""
+    what a dead kiln left, and the HTTP API (on --listen and STATE/controller.sock).
+    Ctrl-C or SIGTERM stops it; traffic never depends on it."""
     stop = threading.Event()
     with _context(spec, state) as kiln:
+        loop = threading.Thread(target=run_controller, args=(kiln, stop), name="kiln-controller")
+        loop.start()
         try:
-            run_controller(kiln, stop)
+            if listen:
+                from kiln.api.server import run_api
+
+                out.print(f"API on http://{listen} and {kiln.state_dir / 'controller.sock'}")
+                run_api(kiln.spec_path, kiln.state_dir, listen)  # until SIGINT/SIGTERM
+            else:
+                loop.join()
         except KeyboardInterrupt:
+            pass
+        finally:
             stop.set()
+            loop.join()
             err.print("controller stopped")
+
+
+@token_app.command("create")
+def token_create(name: str, spec: SpecOpt = None, state: StateOpt = None) -> None:
+    """Create an API token; it is printed once and only its digest is kept."""
+    with _context(spec, state, quiet=True) as kiln:
+        print(kiln.store.create_token(name))
+
+
+@token_app.command("list")
+def token_list(spec: SpecOpt = None, state: StateOpt = None) -> None:
+    """Names of the API tokens."""
+    with _context(spec, state, quiet=True) as kiln:
+        for name in kiln.store.token_names():
+            out.print(name)
+
+
+@token_app.command("revoke")
+def token_revoke(name: str, spec: SpecOpt = None, state: StateOpt = None) -> None:
+    """Revoke an API token at once."""
+    with _context(spec, state, quiet=True) as kiln:
+        kiln.store.revoke_token(name)
+        out.print(f"revoked {name}")
 
 
 @audit_app.command("verify")

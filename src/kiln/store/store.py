@@ -8,6 +8,7 @@ exception, never a secret value.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from kiln.errors import StoreError
 from kiln.model.deployment import Deployment, DeploymentStatus, StepRecord, StepStatus
+from kiln.model.digest import sha256_hex
 from kiln.model.drift import DriftRecord, Finding
 from kiln.model.event import Event
 from kiln.model.fleet import Fleet, FleetState
@@ -32,8 +34,13 @@ from kiln.store import (
     migrate,
     releases,
     secret_key,
+    tokens,
 )
 from kiln.store.db import Database, connect
+
+
+def token_digest(token: str) -> str:
+    return "sha256:" + sha256_hex(token.encode())
 
 
 class Store:
@@ -251,6 +258,28 @@ class Store:
     def finding(self, app: str, finding_id: int) -> DriftRecord:
         with self._db.read("read a drift finding") as conn:
             return drift.get(conn, app, finding_id)
+
+    # -- API tokens -------------------------------------------------------------
+
+    def create_token(self, name: str) -> str:
+        """A new API token named ``name``: returned once, only its digest is kept."""
+        token = "kiln_" + secrets.token_urlsafe(32)
+        with self._db.write("create an API token") as conn:
+            tokens.create(conn, name, token_digest(token))
+        return token
+
+    def token_name(self, token: str) -> str | None:
+        """The name of the token, or None for an unknown one."""
+        with self._db.read("check an API token") as conn:
+            return tokens.name_of(conn, token_digest(token))
+
+    def token_names(self) -> list[str]:
+        with self._db.read("list API tokens") as conn:
+            return tokens.names(conn)
+
+    def revoke_token(self, name: str) -> None:
+        with self._db.write("revoke an API token") as conn:
+            tokens.revoke(conn, name)
 
     # -- the audit log ----------------------------------------------------------
 

@@ -192,3 +192,11 @@ drift_findings = Table(
     Column("quarantined_until", UTCDateTime, nullable=True),
     Index("ix_drift_findings_app_env", "app", "env"),
 )
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("digest", String(100), nullable=False, unique=True),  # sha256 of the token
+    Column("created_at", UTCDateTime, nullable=False),
+)
