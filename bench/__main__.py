@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import sys
 
-from bench import analysis, deploy, docker, router
+from bench import analysis, deploy, docker, drift, router
 from bench.common import Result, table
 
-SUITES = {"analysis": analysis, "deploy": deploy, "docker": docker, "router": router}
+SUITES = {
+    "analysis": analysis,
+    "deploy": deploy,
+    "docker": docker,
+    "drift": drift,
+    "router": router,
+}
 
 
 def main(argv: list[str]) -> int:
