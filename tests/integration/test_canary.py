@@ -56,6 +56,24 @@ def running_progress(project: Project) -> dict[str, object]:
     return dict(dep["progress"] or {}) if dep else {}
 
 
+def reach(project: Project, deploy: subprocess.Popen[str], what: str, **progress: object) -> None:
+    """Wait until the running deployment's progress says ``progress``; on a timeout,
+    fail with what the deploying kiln printed and where the deployment stood."""
+    try:
+        wait_for(
+            lambda: all(running_progress(project).get(k) == v for k, v in progress.items()),
+            what=what,
+        )
+    except AssertionError:
+        deploy.kill()
+        out, err = deploy.communicate(timeout=30)
+        dep = project.status()["running_deployment"] or project.status()["last_deployment"]
+        raise AssertionError(
+            f"timed out waiting for {what}; deploy exited {deploy.returncode}:\n{out}\n{err}\n"
+            f"deployment: {json.dumps(dep, indent=1)[-3000:]}"
+        ) from None
+
+
 def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str, str]:
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out, err
@@ -120,7 +138,7 @@ def test_healthy_canary_reaches_100_and_router_counts_match_the_clients(
     with Load(project.url, clients=6, max_seconds=90) as load:
         deploy = project.popen("deploy")
         # kiln status in another terminal shows the live numbers of the analysis.
-        wait_for(lambda: running_progress(project).get("kind") == "analyze", what="analysis")
+        reach(project, deploy, "analysis", kind="analyze")
         status = project.kiln("status").stdout
         code, stdout, stderr = finish(deploy)
         result = load.stop()
@@ -152,7 +170,7 @@ def test_header_reaches_the_canary_at_weight_zero_then_advance(project: Project)
     project.kiln("deploy")
     project.set_version("v2")
     deploy = project.popen("deploy")
-    wait_for(lambda: running_progress(project).get("step") == 1, what="the manual pause")
+    reach(project, deploy, "the manual pause", step=1)
 
     assert project.serving(20) == {"v1 hello"}
     assert get_with(project, "X-Kiln-Fleet", "canary") == "v2 hello"
@@ -161,7 +179,7 @@ def test_header_reaches_the_canary_at_weight_zero_then_advance(project: Project)
     assert "paused at canary step 1 (0%) until `kiln advance`" in out.stdout
 
     project.kiln("advance", "-m", "header checks look fine")
-    wait_for(lambda: running_progress(project).get("step") == 2, what="step 2")
+    reach(project, deploy, "step 2", step=2)
     assert project.status()["weights"] == {"hello.dev.web.r1": 50, "hello.dev.web.r2": 50}
     project.kiln("advance")
     code, _, err = finish(deploy)
@@ -177,7 +195,7 @@ def test_pause_advance_and_abort_from_another_process(local_project: Project) ->
     project.kiln("deploy")
     project.set_version("v2")
     deploy = project.popen("deploy")
-    wait_for(lambda: running_progress(project).get("step") == 1, what="step 1's pause")
+    reach(project, deploy, "step 1's pause", step=1)
     project.kiln("pause", "-m", "looking at dashboards")
     # Held: the 2s pause is long over, and still at step 1.
     wait_for(lambda: "paused" in project.kiln("status").stdout, what="status")
@@ -187,7 +205,7 @@ def test_pause_advance_and_abort_from_another_process(local_project: Project) ->
     assert deploy.poll() is None
 
     project.kiln("advance")  # lifts the pause; the 2s are over, so step 2 comes
-    wait_for(lambda: running_progress(project).get("step") == 2, what="step 2")
+    reach(project, deploy, "step 2", step=2)
     out = project.kiln("abort", "-m", "bad numbers")
     assert "asked deployment 2 (release 2) to abort" in out.stdout
     code, _, err = finish(deploy)
@@ -259,7 +277,7 @@ def test_rollback_during_a_canary_aborts_it_and_after_one_is_immediate(
     project.kiln("deploy")
     project.set_version("v2")
     deploy = project.popen("deploy")
-    wait_for(lambda: running_progress(project).get("step") == 1, what="the pause")
+    reach(project, deploy, "the pause", step=1)
     out = project.kiln("rollback")
     assert "deployment 2 failed; release 1 serves hello/dev" in out.stdout
     code, _, _ = finish(deploy)
