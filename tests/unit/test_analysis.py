@@ -411,3 +411,21 @@ def test_a_negative_allowance_vs_stable_reads_with_its_sign() -> None:
     verdict = judge(Thresholds(max_error_rate_vs_stable=-0.005), fw(1000, 10), fw(1000, 12))
     assert verdict.outcome is Outcome.FAIL
     assert verdict.reason == "error rate 1.0% vs stable 1.2%: -0.2% > -0.5% (10/1000 vs 12/1000)"
+
+
+def test_an_infinite_p99_is_strict_json() -> None:
+    import json
+
+    from kiln.engine.analysis import window_json
+    from kiln.model.analysis import FleetWindow
+
+    slow = window_json(FleetWindow("c", 10, 0, float("inf")))
+    assert slow["p99_ms"] is None
+    assert slow["p99_over_ms"] == 10000
+    json.dumps(slow, allow_nan=False)  # what the API's JSON encoder insists on
+    assert window_json(FleetWindow("c", 10, 0, 25.0)) == {
+        "fleet": "c",
+        "requests": 10,
+        "errors": 0,
+        "p99_ms": 25.0,
+    }

@@ -94,7 +94,9 @@ def running(console: Console, dep: Deployment) -> None:
                     f"{w['fleet']} ({role})",
                     str(w["requests"]),
                     f"{w['errors']}{rate}",
-                    "-" if p99 is None else (">10s" if p99 == float("inf") else f"{p99:g}ms"),
+                    f">{w['p99_over_ms']:g}ms"
+                    if "p99_over_ms" in w
+                    else ("-" if p99 is None else f"{p99:g}ms"),
                     numbers["outcome"] if role == "canary" else "",
                 )
         console.print(table)

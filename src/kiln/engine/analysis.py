@@ -6,6 +6,7 @@ advance`) or the progress deadline takes effect within a fraction of a second.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from kiln.engine.gates import POLL, Deadline, check_going, gates
 from kiln.errors import KilnError
 from kiln.model import Deployment, RouterMetrics, StepRecord
 from kiln.model.analysis import FleetWindow, Outcome, Verdict
+from kiln.model.route import LATENCY_BUCKETS_MS
 from kiln.model.steps import Analyze, Pause
 from kiln.spec.durations import format_duration
 from kiln.strategies.analysis import judge, window
@@ -41,13 +43,23 @@ def _summary(verdicts: dict[str, Verdict]) -> str:
     return "; ".join(f"{s}: {v.reason}" for s, v in verdicts.items())
 
 
+def window_json(w: FleetWindow) -> dict[str, object]:
+    """A window as strict JSON: a p99 past the histogram's last bound (inf) is given as
+    ``p99_over_ms`` (that bound) with ``p99_ms`` null, since JSON has no infinity."""
+    data: dict[str, object] = asdict(w)
+    if w.p99_ms is not None and math.isinf(w.p99_ms):
+        data["p99_ms"] = None
+        data["p99_over_ms"] = LATENCY_BUCKETS_MS[-1]
+    return data
+
+
 def _numbers(verdicts: dict[str, Verdict]) -> dict[str, object]:
     return {
         s: {
             "outcome": v.outcome.value,
             "reason": v.reason,
-            "canary": asdict(v.canary),
-            "stable": asdict(v.stable) if v.stable else None,
+            "canary": window_json(v.canary),
+            "stable": window_json(v.stable) if v.stable else None,
         }
         for s, v in verdicts.items()
     }
