@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,18 +18,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.common import Result
+from bench.common import Result, free_port
 from kiln.router.process import stop_router
 
 ROOT = Path(__file__).resolve().parents[1]
 KILN = str(Path(sys.executable).parent / "kiln")
 REPLICAS = 10
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _healthy(port: int) -> bool:
@@ -43,7 +36,7 @@ def _healthy(port: int) -> bool:
 
 def floor(app: Path) -> float:
     """Start REPLICAS server processes and wait for each one's first 200."""
-    ports = [_port() for _ in range(REPLICAS)]
+    ports = [free_port() for _ in range(REPLICAS)]
     start = time.perf_counter()
     procs = [
         subprocess.Popen(
@@ -83,7 +76,7 @@ def run() -> list[Result]:
         spec = spec.replace("interval: 1s", "interval: 0.02s").replace(
             "healthy_after: 2", "healthy_after: 1"
         )
-        spec = spec.replace('"127.0.0.1:8080"', f'"127.0.0.1:{_port()}"')
+        spec = spec.replace('"127.0.0.1:8080"', f'"127.0.0.1:{free_port()}"')
         (work / "kiln.yaml").write_text(spec)
         env = {**os.environ, "API_TOKEN": "bench", "KILN_STATE": str(Path(tmp) / "state")}
         try:

@@ -25,7 +25,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import Result
+from bench.common import Result, free_port
 from kiln.router.process import stop_router
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,12 +58,6 @@ HEALTH = [
     "--health-retries", "3",
 ]  # fmt: skip
 FAST = ["--update-parallelism", "10", "--update-order", "start-first", "--update-monitor", "1s"]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _healthy(port: int) -> bool:
@@ -274,7 +267,7 @@ def run() -> list[Result]:
         shutil.copytree(APP, work)
         shutil.copy2(BUSYBOX, work / "app" / "busybox")
         spec = work / "kiln.yaml"
-        spec.write_text(_spec(spec.read_text(), _port()))
+        spec.write_text(_spec(spec.read_text(), free_port()))
         env = {k: v for k, v in os.environ.items() if not k.startswith("KILN_")}
         env.update(API_TOKEN="bench", KILN_STATE=str(Path(tmp) / "state"), NO_COLOR="1")
         try:

@@ -20,7 +20,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,18 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Result
+from bench.common import Result, free_port
 from kiln.router.process import stop_router
 
 ROOT = Path(__file__).resolve().parents[1]
 KILN = str(Path(sys.executable).parent / "kiln")
 MANY = 50
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _project(tmp: Path, replicas: int, interval: str) -> tuple[Path, dict[str, str]]:
@@ -53,7 +46,7 @@ def _project(tmp: Path, replicas: int, interval: str) -> tuple[Path, dict[str, s
             "interval: 1s, timeout: 1s, healthy_after: 2",
             "interval: 0.2s, timeout: 1s, healthy_after: 1",
         ),
-        ('"127.0.0.1:8080"', f'"127.0.0.1:{_port()}"'),
+        ('"127.0.0.1:8080"', f'"127.0.0.1:{free_port()}"'),
         ("    provider: local\n", f"    provider: local\n    drift: {{interval: {interval}}}\n"),
     ):
         if old not in text:

@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.common import Result
+from bench.common import Result, free_port
 from kiln.model.route import FleetRoute, Route, RouteTable
 from kiln.router import ensure_router, stop_router
 from kiln.testing.load import Load
@@ -80,13 +79,6 @@ def _backend_main(ports: Any) -> None:
         uvloop.run(main())
     except ImportError:
         asyncio.run(main())
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _measure(url: str) -> tuple[float, float, float]:
@@ -178,7 +170,7 @@ def _overhead(on: _Side, off: _Side) -> str:
 
 def _serve(state: Path, backend_addr: str, *, metrics: bool) -> _Side:
     """Start a router for ``state`` with one route to the backend."""
-    listen = f"127.0.0.1:{_free_port()}"
+    listen = f"127.0.0.1:{free_port()}"
     with ensure_router(state, metrics=metrics) as router:
         fleet = FleetRoute(fleet="web-1", weight=100, backends=(backend_addr,))
         router.apply(RouteTable(routes=(Route("bench/prod/web", listen, (fleet,)),)))
