@@ -12,7 +12,6 @@ router's routes restored to what kiln last applied.
 from __future__ import annotations
 
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +21,7 @@ from kiln.engine.deploy import tidy
 from kiln.engine.drift_evidence import with_evidence
 from kiln.engine.executor import (
     apply_routes,
+    destroy_instances,
     drain,
     launch_up_to,
     quarantined,
@@ -165,7 +165,9 @@ def _end_quarantines(ctx: Context, env: str) -> list[str]:
     if not due:
         return []
     observed = {i.id: i for i in ctx.provider(env).observe(env)}
-    _destroy(ctx, env, [observed[r.finding.subject] for r in due if r.finding.subject in observed])
+    destroy_instances(
+        ctx, env, [observed[r.finding.subject] for r in due if r.finding.subject in observed]
+    )
     actions = []
     for r in due:
         resolution = f"quarantine over: {r.finding.subject} destroyed"
@@ -183,7 +185,7 @@ def _enforce(ctx: Context, env: str, records: list[DriftRecord]) -> list[str]:
     # Unknown instances: nothing kiln released runs there. Out they go.
     unknown = [r for r in records if r.finding.kind is DriftKind.UNKNOWN_INSTANCE]
     doomed = [observed[r.finding.subject] for r in unknown if r.finding.subject in observed]
-    _destroy(ctx, env, doomed)
+    destroy_instances(ctx, env, doomed)
     for r in unknown:
         done[r.id] = "destroyed"
     # Drifted or tampered instances, and fleets short of instances: new ones first.
@@ -239,7 +241,7 @@ def _enforce(ctx: Context, env: str, records: list[DriftRecord]) -> list[str]:
         leaving = [i for i in leaving if i not in held.values()]
     if leaving:
         drain(ctx, env, tuple(sorted({i.fleet for i in leaving})), leaving)
-        _destroy(ctx, env, leaving)
+        destroy_instances(ctx, env, leaving)
         for fl in fleets:
             for r, inst in bad[fl]:
                 done.setdefault(r.id, f"replaced: {inst.id} destroyed once a new one was healthy")
@@ -288,12 +290,6 @@ def _restore_artifact(ctx: Context, env: str, fleet_id: str) -> None:
             f"now bakes {rebaked}: deploy a new release to replace its instances"
         )
     ctx.reporter.info(f"artifact of {fleet_id} was changed; baked it again from the spec")
-
-
-def _destroy(ctx: Context, env: str, instances: list[Instance]) -> None:
-    provider = ctx.provider(env)
-    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="kiln-drift") as pool:
-        list(pool.map(provider.destroy, instances))
 
 
 def _applied_weights(ctx: Context, env: str) -> tuple[dict[str, dict[str, int]], dict[str, str]]:

@@ -173,8 +173,7 @@ def _shrink(ctx: Context, env: str, step: Shrink) -> str:
     routes = apply_routes(ctx, env, step.weights, {}, frozenset(i.id for i in leaving))
     if leaving:
         drain(ctx, env, tuple(step.counts), leaving)
-        with ThreadPoolExecutor(max_workers=16, thread_name_prefix="kiln-destroy") as pool:
-            list(pool.map(provider.destroy, leaving))
+        destroy_instances(ctx, env, leaving)
     return f"{len(leaving)} instance(s) out; {routes}"
 
 
@@ -202,9 +201,14 @@ def drain(
 def destroy_fleets(ctx: Context, env: str, fleets: tuple[str, ...], state: FleetState) -> str:
     provider = ctx.provider(env)
     doomed = [i for i in provider.observe(env) if i.fleet in fleets]
-    # In parallel: each destroy may wait out a grace period for its instance to exit.
-    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="kiln-destroy") as pool:
-        list(pool.map(provider.destroy, doomed))
+    destroy_instances(ctx, env, doomed)
     for fleet in fleets:
         ctx.store.set_fleet_state(fleet, state)
     return f"{len(doomed)} instance(s) stopped"
+
+
+def destroy_instances(ctx: Context, env: str, instances: list[Instance]) -> None:
+    """Destroy in parallel: each destroy may wait out a grace period for its instance."""
+    provider = ctx.provider(env)
+    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="kiln-destroy") as pool:
+        list(pool.map(provider.destroy, instances))
