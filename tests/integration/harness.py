@@ -141,3 +141,47 @@ def wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> No
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+BLUE_GREEN = "strategy: {type: blue-green, retain_previous: 10m}"
+
+
+def use_canary(project: Project, steps: str, extra: str = "") -> None:
+    """Switch the web service to a canary strategy with these steps (YAML flow list)."""
+    project.edit_spec(
+        BLUE_GREEN,
+        f"strategy: {{type: canary, retain_previous: 10m, steps: {steps}{extra}}}",
+    )
+
+
+def events(project: Project, action: str) -> list[dict[str, object]]:
+    found = json.loads(project.kiln("audit", "log", "--json", "-n", "1000").stdout)
+    return [e for e in found if e["action"] == action]
+
+
+def running_progress(project: Project) -> dict[str, object]:
+    dep = project.status()["running_deployment"]
+    return dict(dep["progress"] or {}) if dep else {}
+
+
+def reach(project: Project, deploy: subprocess.Popen[str], what: str, **progress: object) -> None:
+    """Wait until the running deployment's progress says ``progress``; on a timeout,
+    fail with what the deploying kiln printed and where the deployment stood."""
+    try:
+        wait_for(
+            lambda: all(running_progress(project).get(k) == v for k, v in progress.items()),
+            what=what,
+        )
+    except AssertionError:
+        deploy.kill()
+        out, err = deploy.communicate(timeout=30)
+        dep = project.status()["running_deployment"] or project.status()["last_deployment"]
+        raise AssertionError(
+            f"timed out waiting for {what}; deploy exited {deploy.returncode}:\n{out}\n{err}\n"
+            f"deployment: {json.dumps(dep, indent=1)[-3000:]}"
+        ) from None
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from kiln.testing.load import Load
-from tests.integration.harness import Project, wait_for
-
-BLUE_GREEN = "strategy: {type: blue-green, retain_previous: 10m}"
+from tests.integration.harness import BLUE_GREEN, Project, wait_for
 
 
 def use_rolling(project: Project, surge: str, unavailable: str) -> None:

@@ -1,5 +1,1 @@
-"""The controller's HTTP API: thin, authenticated, described by OpenAPI."""
-
-from kiln.api.app import create_app
-
-__all__ = ["create_app"]
+"""The controller's HTTP API (``app``), how it is served (``server``) and the CLI's client."""

@@ -1,15 +1,16 @@
 """The controller's HTTP API (FastAPI): every call needs a bearer token.
 
 Handlers stay thin: each opens its own engine context (threads never share
-one), calls the engine, returns JSON. Deploys and rollbacks run in a
-background thread and answer 202 at once; `GET .../status` follows them.
+one), calls the engine, returns JSON. Deploys, rollbacks and promotions run in a
+job of their own and answer 202 at once with the job's id; `GET /v1/jobs/ID`
+follows it (the CLI does, when a controller runs).
 The token is compared by digest and never logged.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,11 +19,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from kiln import __version__
+from kiln.api.jobs import MAX_REPORTS, Busy, Jobs
 from kiln.engine import deploy as engine
 from kiln.engine import queries
 from kiln.engine.context import Context, open_context
+from kiln.engine.deploy import Outcome
 from kiln.engine.drift import detect
 from kiln.engine.gates import request_gate
+from kiln.engine.promote import promote as promote_release
+from kiln.engine.reporter import Reporter
 from kiln.errors import KilnError, NotFound, SpecError
 from kiln.model import to_json
 from kiln.strategies.gates import Gate
@@ -30,13 +35,32 @@ from kiln.strategies.gates import Gate
 _bearer = HTTPBearer(auto_error=False)
 
 
-class DeployRequest(BaseModel):
+class Submission(BaseModel):
     reason: str = Field("", max_length=1000, description="why (recorded in the audit log)")
+    actor: str = Field(
+        "", max_length=200, description="who asks (recorded beside the token's name)"
+    )
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=200,
+        description="values of secrets the spec declares, as a CLI's environment has them; "
+        "the controller keeps them (in memory) once the job succeeds, for its replacements",
+    )
 
 
-class RollbackRequest(BaseModel):
+class DeployRequest(Submission):
+    pass
+
+
+class RollbackRequest(Submission):
     to: int | None = Field(None, ge=1, description="release number (default: the previous)")
-    reason: str = Field("", max_length=1000)
+
+
+class PromoteRequest(Submission):
+    source: str = Field(max_length=200, description="the environment it served in")
+    release: int | None = Field(
+        None, ge=1, description="release number there (default: what serves there)"
+    )
 
 
 class GateRequest(BaseModel):
@@ -44,8 +68,11 @@ class GateRequest(BaseModel):
 
 
 class Accepted(BaseModel):
-    accepted: bool
+    job: int
     message: str
+
+
+Work = Callable[[Context], Outcome]
 
 
 def context(request: Request) -> Iterator[Context]:
@@ -74,7 +101,9 @@ def caller(
 Caller = Annotated[str, Depends(caller)]
 
 
-def create_app(spec: Path, state: Path) -> FastAPI:
+def create_app(spec: Path, state: Path, environ: dict[str, str] | None = None) -> FastAPI:
+    """``environ`` is the controller's environment, shared with its loop: secrets that
+    a job brought are put there when it succeeds, so later replacements find them."""
     app = FastAPI(
         title="kiln controller",
         version=__version__,
@@ -83,7 +112,12 @@ def create_app(spec: Path, state: Path) -> FastAPI:
         "(`kiln token create NAME`).",
     )
     app.state.spec, app.state.state = spec, state
-    running: dict[str, threading.Thread] = {}
+    shared = environ if environ is not None else dict(os.environ)
+    jobs = Jobs()
+
+    @app.get("/v1/controller", summary="Which spec and state directory this controller serves")
+    def controller(ctx: Ctx, who: Caller) -> dict[str, Any]:
+        return {"spec": str(spec), "state": str(state), "pid": os.getpid(), "version": __version__}
 
     def env_of(ctx: Context, env: str) -> str:
         if env not in ctx.spec.environments:
@@ -137,39 +171,88 @@ def create_app(spec: Path, state: Path) -> FastAPI:
     ) -> list[dict[str, Any]]:
         return [to_json(e) for e in ctx.store.events(ctx.app, env, limit)]
 
-    def in_background(env: str, actor: str, work: Any) -> Accepted:
-        busy = running.get(env)
-        if busy is not None and busy.is_alive():
-            raise HTTPException(409, f"a deploy or rollback of {env} is running here already")
+    def checked_secrets(ctx: Context, env: str, given: dict[str, str]) -> dict[str, str]:
+        # Only secrets: anything else would let a caller set the controller's own
+        # environment (DOCKER_HOST, say).
+        declared = {n for s in ctx.spec.services for n in ctx.spec.service(env, s).secrets}
+        unknown = sorted(set(given) - declared)
+        if unknown:
+            raise HTTPException(400, f"not secrets of {env} in the spec: {', '.join(unknown)}")
+        return given
 
-        def run() -> None:
-            ctx = open_context(spec=spec, state=state)
-            ctx.actor = actor
+    def submit(
+        ctx: Context, env: str, kind: str, who: str, body: Submission, work: Work
+    ) -> Accepted:
+        # The token names the caller; a claimed actor (the CLI sends its user) is kept
+        # beside it, never instead of it.
+        actor = f"{body.actor} (api:{who})" if body.actor else f"api:{who}"
+        secrets = checked_secrets(ctx, env, body.secrets)
+
+        def run(reporter: Reporter) -> str:
+            job_ctx = open_context(
+                spec=spec, state=state, environ={**shared, **secrets}, reporter=reporter
+            )
+            job_ctx.actor = actor
             try:
-                work(ctx)
-            except KilnError:
-                pass  # the deployment's own record and the audit log say how it ended
+                message = work(job_ctx).message
             finally:
-                ctx.close()
+                job_ctx.close()
+            shared.update(secrets)
+            return message
 
-        thread = threading.Thread(target=run, name=f"kiln-api-{env}", daemon=True)
-        running[env] = thread
-        thread.start()
-        return Accepted(accepted=True, message=f"started; GET /v1/environments/{env}/status")
+        try:
+            job = jobs.start(kind, env, actor, run)
+        except Busy as e:
+            raise HTTPException(409, str(e)) from None
+        return Accepted(job=job.id, message=f"started; follow GET /v1/jobs/{job.id}")
 
     @app.post("/v1/environments/{env}/deploy", status_code=202, summary="Bake, release, deploy")
     def deploy(env: str, body: DeployRequest, ctx: Ctx, who: Caller) -> Accepted:
         env_of(ctx, env)
         reason = body.reason or f"deploy via the API by {who}"
-        return in_background(env, f"api:{who}", lambda c: engine.deploy(c, env, reason=reason))
+        return submit(ctx, env, "deploy", who, body, lambda c: engine.deploy(c, env, reason=reason))
 
     @app.post("/v1/environments/{env}/rollback", status_code=202, summary="Roll back")
     def rollback(env: str, body: RollbackRequest, ctx: Ctx, who: Caller) -> Accepted:
         env_of(ctx, env)
         reason = body.reason or f"rollback via the API by {who}"
-        return in_background(
-            env, f"api:{who}", lambda c: engine.rollback(c, env, to=body.to, reason=reason)
+        return submit(
+            ctx,
+            env,
+            "rollback",
+            who,
+            body,
+            lambda c: engine.rollback(c, env, to=body.to, reason=reason),
         )
+
+    @app.post(
+        "/v1/environments/{env}/promote",
+        status_code=202,
+        summary="Release what serves (or served) in another environment here; nothing rebuilt",
+    )
+    def promote(env: str, body: PromoteRequest, ctx: Ctx, who: Caller) -> Accepted:
+        env_of(ctx, env)
+        env_of(ctx, body.source)
+        reason = body.reason or f"promote from {body.source} via the API by {who}"
+        return submit(
+            ctx,
+            env,
+            "promote",
+            who,
+            body,
+            lambda c: promote_release(
+                c, source=body.source, target=env, release=body.release, reason=reason
+            ),
+        )
+
+    @app.get("/v1/jobs/{job_id}", summary="A deploy, rollback or promotion run here")
+    def job(
+        job_id: int, who: Caller, since: Annotated[int, Query(ge=0, le=MAX_REPORTS)] = 0
+    ) -> dict[str, Any]:
+        found = jobs.get(job_id)
+        if found is None:
+            raise HTTPException(404, f"no job {job_id} in this controller")
+        return found.view(since)
 
     @app.post("/v1/environments/{env}/gates/{gate}", summary="advance, pause or abort")
     def gate(env: str, gate: Gate, body: GateRequest, ctx: Ctx, who: Caller) -> dict[str, Any]:

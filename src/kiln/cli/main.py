@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -28,6 +28,7 @@ from kiln.engine import deploy as engine
 from kiln.engine import queries
 from kiln.engine.context import Context, open_context
 from kiln.engine.controller import serve as run_controller
+from kiln.engine.deploy import Outcome
 from kiln.engine.down import down as engine_down
 from kiln.engine.drift import detect as detect_drift
 from kiln.engine.drift import reconcile as reconcile_drift
@@ -142,10 +143,13 @@ def deploy(
     spec: SpecOpt = None,
     state: StateOpt = None,
 ) -> None:
-    """Bake, release and deploy by replacement (blue-green, canary or rolling)."""
+    """Bake, release and deploy by replacement (blue-green, canary or rolling).
+    With a controller running (`kiln serve`), it runs there and this follows it."""
     with _context(spec, state) as ctx:
-        result = engine.deploy(ctx, ctx.spec.select_env(env), reason=reason)
-        out.print(result.message)
+        name = ctx.spec.select_env(env)
+        _run_or_submit(
+            ctx, name, "deploy", {"reason": reason}, lambda: engine.deploy(ctx, name, reason=reason)
+        )
 
 
 @app.command()
@@ -158,9 +162,17 @@ def rollback(
     spec: SpecOpt = None,
     state: StateOpt = None,
 ) -> None:
-    """Deploy a new release pointing at an earlier release's artifact and config."""
+    """Deploy a new release pointing at an earlier release's artifact and config
+    (through the controller, when one runs)."""
     with _context(spec, state) as ctx:
-        out.print(engine.rollback(ctx, ctx.spec.select_env(env), to=to, reason=reason).message)
+        name = ctx.spec.select_env(env)
+        _run_or_submit(
+            ctx,
+            name,
+            "rollback",
+            {"to": to, "reason": reason},
+            lambda: engine.rollback(ctx, name, to=to, reason=reason),
+        )
 
 
 @app.command()
@@ -174,10 +186,62 @@ def promote(
     spec: SpecOpt = None,
     state: StateOpt = None,
 ) -> None:
-    """Release the very artifact that served in --from into --to; nothing is rebuilt."""
+    """Release the very artifact that served in --from into --to; nothing is rebuilt
+    (through the controller, when one runs)."""
     with _context(spec, state) as ctx:
-        result = promote_release(ctx, source=source, target=target, release=release, reason=reason)
-        out.print(result.message)
+        ctx.spec.select_env(source)
+        _run_or_submit(
+            ctx,
+            ctx.spec.select_env(target),
+            "promote",
+            {"source": source, "release": release, "reason": reason},
+            lambda: promote_release(
+                ctx, source=source, target=target, release=release, reason=reason
+            ),
+        )
+
+
+def _run_or_submit(
+    ctx: Context, env: str, kind: str, body: dict[str, object], here: Callable[[], Outcome]
+) -> None:
+    """Submit to the controller serving this state directory and follow the job there,
+    or, with none running, do the work in this process. Either way the lock keeps one
+    deployment per environment."""
+    from kiln.api.client import connect
+
+    controller = connect(ctx.state_dir)
+    if controller is not None and controller.spec != ctx.spec_path:
+        err.print(f"the controller serves {controller.spec}, not {ctx.spec_path}: running here")
+        controller.close()
+        controller = None
+    if controller is None:
+        out.print(here().message)
+        return
+    # Secrets come from this command's environment, as they do without a controller.
+    names = {n for s in ctx.spec.services for n in ctx.spec.service(env, s).secrets}
+    body = {
+        **body,
+        "actor": ctx.actor,
+        "secrets": {n: ctx.environ[n] for n in sorted(names) if n in ctx.environ},
+    }
+    reporter = RichReporter(err)
+    try:
+        job = controller.submit(f"/v1/environments/{env}/{kind}", body)
+        reporter.info(f"{kind} runs in the controller (pid {controller.pid}) as job {job}")
+        view = controller.follow(job, reporter)
+    except KeyboardInterrupt:
+        reporter.close()
+        err.print(
+            f"stopped following; the {kind} goes on in the controller "
+            "(`kiln status` to look, `kiln abort` to stop it)"
+        )
+        raise typer.Exit(130) from None
+    finally:
+        reporter.close()
+        controller.close()
+    if view["state"] != "succeeded":
+        raise KilnError(view["message"])
+    out.print(view["message"])
 
 
 ReasonOpt = Annotated[str, typer.Option("--reason", "-m", help="why (recorded in the audit log)")]
@@ -377,7 +441,7 @@ def reconcile(env: EnvOpt = None, spec: SpecOpt = None, state: StateOpt = None) 
 @app.command()
 def serve(
     listen: Annotated[
-        str, typer.Option("--listen", help="the API's 127.0.0.1:PORT ('' for none)")
+        str, typer.Option("--listen", help="the API's 127.0.0.1:PORT ('' for the socket only)")
     ] = "127.0.0.1:7070",
     spec: SpecOpt = None,
     state: StateOpt = None,
@@ -385,18 +449,17 @@ def serve(
     """Run the controller: each environment's drift pass every drift.interval, resuming
     what a dead kiln left, and the HTTP API (on --listen and STATE/controller.sock).
     Ctrl-C or SIGTERM stops it; traffic never depends on it."""
+    from kiln.api.files import SOCKET
+    from kiln.api.server import claim, run_api
+
     stop = threading.Event()
-    with _context(spec, state) as kiln:
+    with _context(spec, state) as kiln, claim(kiln.state_dir):
         loop = threading.Thread(target=run_controller, args=(kiln, stop), name="kiln-controller")
         loop.start()
         try:
-            if listen:
-                from kiln.api.server import run_api
-
-                out.print(f"API on http://{listen} and {kiln.state_dir / 'controller.sock'}")
-                run_api(kiln.spec_path, kiln.state_dir, listen)  # until SIGINT/SIGTERM
-            else:
-                loop.join()
+            where = f"http://{listen} and " if listen else ""
+            out.print(f"API on {where}{kiln.state_dir / SOCKET}")
+            run_api(kiln, listen or None)  # until SIGINT/SIGTERM
         except KeyboardInterrupt:
             pass
         finally:

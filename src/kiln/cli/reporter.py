@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.status import Status
 
+from kiln.engine.reporter import describe_step
 from kiln.model import StepRecord, StepStatus
 
 
@@ -24,17 +25,8 @@ class RichReporter:
 
     def step_finished(self, record: StepRecord) -> None:
         self._stop()
-        label = record.step.kind.replace("_", " ")
-        counts = getattr(record.step, "counts", None)
-        if counts is not None:  # grow / shrink: each fleet's instance count
-            fleets = ", ".join(f"{f} to {n}" for f, n in counts.items())
-        else:
-            fleets = ", ".join(getattr(record.step, "fleets", ()) or ())
-        what = f"{label} {fleets}".strip()
-        if record.status is StepStatus.OK:
-            self.console.print(f"[green]✔[/] {what}: {record.detail}")
-        else:
-            self.console.print(f"[red]✘[/] {what}: {record.detail}")
+        mark = "[green]✔[/]" if record.status is StepStatus.OK else "[red]✘[/]"
+        self.console.print(f"{mark} {describe_step(record)}")
 
     def progress(self, message: str) -> None:
         if self._status is not None:

@@ -31,7 +31,8 @@ class Context:
     spec_path: Path
     state_dir: Path
     store: Store
-    environ: Mapping[str, str]
+    # A dict of its own: the controller adds the secrets a succeeded job brought.
+    environ: dict[str, str]
     actor: str
     reporter: Reporter = field(default_factory=SilentReporter)
     # Set by the env lock when its lease could not be renewed: stop driving at once.

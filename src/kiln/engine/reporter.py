@@ -31,3 +31,14 @@ class SilentReporter:
 
     def progress(self, message: str) -> None:
         pass
+
+
+def describe_step(record: StepRecord) -> str:
+    """One line for a finished step: what it did, to which fleets, and how it went."""
+    label = record.step.kind.replace("_", " ")
+    counts = getattr(record.step, "counts", None)
+    if counts is not None:  # grow / shrink: each fleet's instance count
+        fleets = ", ".join(f"{f} to {n}" for f, n in counts.items())
+    else:
+        fleets = ", ".join(getattr(record.step, "fleets", ()) or ())
+    return f"{label} {fleets}".strip() + f": {record.detail}"
