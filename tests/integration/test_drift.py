@@ -17,7 +17,7 @@ from kiln.model import FileChange
 from kiln.router.client import RouterClient
 from kiln.testing.load import Load
 from tests.engines import docker_or_skip
-from tests.integration.harness import Project
+from tests.integration.harness import Project, wait_for
 
 
 def findings(project: Project, *extra: str) -> list[dict[str, Any]]:
@@ -132,6 +132,43 @@ def test_missing_and_unknown_instances(project: Project) -> None:
     assert len(live_instances(project)) == 3
     assert findings(project) == []
     assert project.serving() == {"v1 hello"}
+
+
+def test_a_stranger_on_a_dead_instances_port_is_named_and_stopped(
+    local_project: Project, tmp_path: Path
+) -> None:
+    project = local_project
+    project.kiln("deploy")
+    victim = live_instances(project)[0]
+    os.kill(int(victim["ref"].split(":")[0]), signal.SIGKILL)
+    # Someone starts their own server on the dead instance's port: the router's
+    # route still names that backend, so it would get traffic.
+    (tmp_path / "index.html").write_text("stranger\n")
+    port = victim["address"].rpartition(":")[2]
+    stranger = subprocess.Popen(
+        ["python3", "-m", "http.server", "--bind", "127.0.0.1", port],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: "stranger" in project.serving(30), 30, "the stranger to get traffic")
+        by_kind = {f["finding"]["kind"]: f["finding"] for f in findings(project)}
+        unknown = by_kind["unknown_instance"]
+        assert unknown["subject"] == victim["address"]
+        assert unknown["detail"]["process"]["pid"] == stranger.pid
+        assert "http.server" in unknown["detail"]["process"]["command"]
+        assert f"process {stranger.pid} (" in unknown["summary"]
+        assert "missing_instance" in by_kind
+
+        out = project.kiln("reconcile")
+        assert f"stopped process {stranger.pid}" in out.stdout
+        assert stranger.wait(timeout=15) is not None
+        assert project.serving(30) == {"v1 hello"}
+        assert findings(project) == []
+    finally:
+        stranger.kill()
+        stranger.wait()
 
 
 def test_a_hand_edited_route_is_restored(local_project: Project) -> None:

@@ -5,9 +5,16 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from kiln.drift import Expected, compare, compare_routes
+from kiln.drift import (
+    Expected,
+    compare,
+    compare_listeners,
+    compare_routes,
+    listener_of,
+    stray_backends,
+)
 from kiln.model import FileChange, FleetRoute, Instance, Route
-from kiln.model.drift import DriftAction, DriftKind
+from kiln.model.drift import DriftAction, DriftKind, HostProcess
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 WEB = Expected("a.dev.web.r1", "web", 2, "sha256:aaa", frozenset({"sha256:cfg", "sha256:cfg2"}))
@@ -112,3 +119,28 @@ def test_route_drift() -> None:
     assert "is gone" in gone.summary
     (added,) = compare_routes("dev", [], [route()])
     assert "was added" in added.summary
+
+
+def test_stray_backends_are_those_no_live_instance_answers_on() -> None:
+    backends = ("127.0.0.1:9001", "127.0.0.1:9002", "127.0.0.1:7777", "10.0.0.5:9003")
+    live, dead = inst(1), inst(2, alive=False)
+    assert stray_backends([route(backends=backends)], [live, dead]) == {
+        9002: "a/dev/web",  # a dead instance's port: whoever listens there now is not kiln's
+        7777: "a/dev/web",  # a backend no instance ever had (a hand-edited route)
+    }
+    assert stray_backends([route(backends=("127.0.0.1:9001",))], [live]) == {}
+
+
+def test_a_process_on_a_stray_backend_is_an_unknown_instance() -> None:
+    strays = {9002: "a/dev/web"}
+    stranger = HostProcess(9002, 4242, 123456, "python3 -m http.server 9002")
+    elsewhere = HostProcess(5555, 1, 1, "init")  # not a backend: none of kiln's business
+    (found,) = compare_listeners("dev", strays, [stranger, elsewhere])
+    assert kinds([found]) == [("unknown_instance", "127.0.0.1:9002")]
+    assert found.summary == (
+        "process 4242 (python3 -m http.server 9002) listens on backend 127.0.0.1:9002 "
+        "of route a/dev/web, and kiln did not launch it"
+    )
+    assert found.action is DriftAction.DESTROY
+    assert listener_of(found) == stranger  # enough to stop exactly that process
+    assert listener_of(compare("dev", [WEB], [inst(1), inst(2), inst(3)], {})[0]) is None

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from kiln.model import FileChange, Instance, Route
-from kiln.model.drift import DriftKind, Finding
+from kiln.model.drift import DriftKind, Finding, HostProcess
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,59 @@ def _judge(
             )
         )
     return out
+
+
+def stray_backends(routes: Sequence[Route], observed: Sequence[Instance]) -> dict[int, str]:
+    """Port -> route name of each 127.0.0.1 backend of ``routes`` that no live instance
+    kiln observes answers on: whatever listens there, kiln did not launch."""
+    known = {i.address for i in observed if i.alive}
+    strays: dict[int, str] = {}
+    for route in routes:
+        for fleet in route.fleets:
+            for backend in fleet.backends:
+                host, _, port = backend.rpartition(":")
+                if backend not in known and host in ("127.0.0.1", "localhost") and port.isdigit():
+                    strays.setdefault(int(port), route.name)
+    return strays
+
+
+def compare_listeners(
+    env: str, strays: Mapping[int, str], processes: Sequence[HostProcess]
+) -> list[Finding]:
+    """An unknown instance for each process listening on a stray backend port."""
+    return [
+        Finding(
+            kind=DriftKind.UNKNOWN_INSTANCE,
+            env=env,
+            subject=f"127.0.0.1:{p.port}",
+            summary=f"process {p.pid} ({_short(p.command)}) listens on backend 127.0.0.1:"
+            f"{p.port} of route {strays[p.port]}, and kiln did not launch it",
+            instance_ref=f"{p.pid}:{p.start_time}",
+            detail={
+                "process": {
+                    "port": p.port,
+                    "pid": p.pid,
+                    "start_time": p.start_time,
+                    "command": p.command,
+                },
+                "route": strays[p.port],
+            },
+        )
+        for p in processes
+        if p.port in strays
+    ]
+
+
+def listener_of(finding: Finding) -> HostProcess | None:
+    """The process an unknown-instance finding from ``compare_listeners`` names."""
+    data = finding.detail.get("process")
+    if not isinstance(data, dict):
+        return None
+    return HostProcess(data["port"], data["pid"], data["start_time"], data["command"])
+
+
+def _short(command: str, limit: int = 60) -> str:
+    return command if len(command) <= limit else command[: limit - 1] + "…"
 
 
 def compare_routes(env: str, applied: Sequence[Route], actual: Sequence[Route]) -> list[Finding]:

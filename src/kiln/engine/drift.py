@@ -15,7 +15,14 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from kiln.drift import Expected, compare, compare_routes
+from kiln.drift import (
+    Expected,
+    compare,
+    compare_listeners,
+    compare_routes,
+    listener_of,
+    stray_backends,
+)
 from kiln.engine.context import Context
 from kiln.engine.deploy import tidy
 from kiln.engine.drift_evidence import with_evidence
@@ -34,6 +41,7 @@ from kiln.engine.routes import route_name
 from kiln.errors import KilnError
 from kiln.model import FleetState, Instance, Route, to_json
 from kiln.model.drift import DriftKind, DriftRecord, Finding
+from kiln.providers import host
 from kiln.providers.base import FILE_CHANGES, INTRUSIONS
 
 
@@ -115,8 +123,11 @@ def _findings(ctx: Context, env: str) -> list[Finding]:
     execs = {i.id: provider.intrusions(i) for i in live} if INTRUSIONS in caps else {}
     findings = compare(env, expected, observed, changes, execs, quarantined(ctx, env))
     applied = store.applied_routes(app, env)
+    routed = _router_routes(ctx, env)
     if applied is not None:
-        findings += compare_routes(env, applied, _router_routes(ctx, env))
+        findings += compare_routes(env, applied, routed)
+    strays = stray_backends([*(applied or ()), *routed], observed)
+    findings += compare_listeners(env, strays, host.listeners(strays))
     return findings
 
 
@@ -182,12 +193,16 @@ def _enforce(ctx: Context, env: str, records: list[DriftRecord]) -> list[str]:
     provider = ctx.provider(env)
     observed = {i.id: i for i in provider.observe(env)}
     done: dict[int, str] = {}
-    # Unknown instances: nothing kiln released runs there. Out they go.
+    # Unknown instances: nothing kiln released runs there. Out they go, and so do
+    # strangers listening on a route's backend.
     unknown = [r for r in records if r.finding.kind is DriftKind.UNKNOWN_INSTANCE]
     doomed = [observed[r.finding.subject] for r in unknown if r.finding.subject in observed]
     destroy_instances(ctx, env, doomed)
     for r in unknown:
-        done[r.id] = "destroyed"
+        stranger = listener_of(r.finding)
+        if stranger is not None:
+            host.stop(stranger)
+        done[r.id] = "destroyed" if stranger is None else f"stopped process {stranger.pid}"
     # Drifted or tampered instances, and fleets short of instances: new ones first.
     bad: dict[str, list[tuple[DriftRecord, Instance]]] = defaultdict(list)
     short: dict[str, list[DriftRecord]] = defaultdict(list)

@@ -53,6 +53,16 @@ EVIDENCE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
+class HostProcess:
+    """A process on kiln's machine listening on a port, as /proc shows it."""
+
+    port: int
+    pid: int
+    start_time: int  # with the pid, names the process (pids are reused)
+    command: str
+
+
+@dataclass(frozen=True)
 class Finding:
     """One drift, as the comparison found it: what, where, and the evidence."""
 

@@ -1,4 +1,5 @@
-"""Reading Linux ``/proc``: a process's start time, session, state and environment.
+"""Reading Linux ``/proc``: a process's start time, session, state, environment and
+listening sockets.
 
 A pid alone never identifies an instance, because the kernel reuses pids; the
 pair (pid, start time in clock ticks since boot, field 22 of ``/proc/PID/stat``)
@@ -8,7 +9,7 @@ does. This module only reads: it must never signal or otherwise touch a process.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,3 +91,64 @@ def started_at(start_time: int) -> datetime:
             break
     ticks = os.sysconf("SC_CLK_TCK")
     return datetime.fromtimestamp(btime + start_time / ticks, tz=UTC)
+
+
+# /proc/net/tcp{,6} state of a listening socket, and the local addresses a request to
+# 127.0.0.1 reaches: loopback itself, or any address (IPv4 and IPv6, as the kernel
+# prints them: 32-bit words in host order).
+_LISTEN = "0A"
+_REACHED_FROM_LOOPBACK = {
+    "0100007F",  # 127.0.0.1
+    "00000000",  # 0.0.0.0
+    "0" * 32,  # ::
+    "0" * 24 + "01000000",  # ::1
+    "0000000000000000FFFF00000100007F",  # ::ffff:127.0.0.1
+}
+
+
+def listening(ports: Collection[int]) -> dict[int, int]:
+    """Port -> inode of a TCP socket listening there that 127.0.0.1 reaches."""
+    found: dict[int, int] = {}
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = (PROC / "net" / table).read_text().splitlines()[1:]
+        except OSError:  # no IPv6, say
+            continue
+        for line in lines:
+            fields = line.split()
+            address, _, hex_port = fields[1].partition(":")
+            port = int(hex_port, 16)
+            if fields[3] == _LISTEN and address in _REACHED_FROM_LOOPBACK and port in ports:
+                found.setdefault(port, int(fields[9]))
+    return found
+
+
+def socket_owners(inodes: Collection[int]) -> dict[int, int]:
+    """Socket inode -> the lowest pid holding it open (a forking server's parent)."""
+    wanted = {f"socket:[{inode}]": inode for inode in inodes}
+    owners: dict[int, int] = {}
+    for pid in sorted(pids()):
+        fd_dir = PROC / str(pid) / "fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:  # gone, or not ours to look at
+            continue
+        for fd in fds:
+            try:
+                inode = wanted.get(os.readlink(fd_dir / fd))
+            except OSError:
+                continue
+            if inode is not None:
+                owners.setdefault(inode, pid)
+        if len(owners) == len(wanted):
+            break
+    return owners
+
+
+def command_line(pid: int) -> str:
+    """The process's argv joined by spaces ("" if it is gone)."""
+    try:
+        raw = (PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return ""
+    return " ".join(a.decode(errors="replace") for a in raw.split(b"\0") if a)
