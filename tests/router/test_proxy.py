@@ -164,3 +164,62 @@ def test_all_backends_refusing_is_502(router: RouterClient) -> None:
     conn.close()
     fleet = router.metrics().fleets["f1"]
     assert (fleet.requests, fleet.responses_5xx, fleet.connect_errors) == (1, 1, 2)
+
+
+class _Dying:
+    """A backend that accepts connections and resets each without answering, as a
+    killed process's listener does to the connections in its backlog."""
+
+    def __init__(self) -> None:
+        import socket
+        import struct
+        import threading
+
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.addr = f"127.0.0.1:{self._sock.getsockname()[1]}"
+        self.accepted = 0
+        linger = struct.pack("ii", 1, 0)  # close with RST, not FIN
+
+        def run() -> None:
+            while True:
+                try:
+                    conn, _ = self._sock.accept()
+                except OSError:
+                    return
+                self.accepted += 1
+                conn.recv(65536)
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                conn.close()
+
+        threading.Thread(target=run, daemon=True).start()
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def test_a_backend_dying_unanswered_passes_idempotent_requests_on(
+    router: RouterClient, backends: Callable[[str], Backend]
+) -> None:
+    dying, alive = _Dying(), backends("b")
+    listen = free_addr()
+    router.apply(table(route(listen, ("f1", 100, [dying.addr, alive.addr]))))
+    try:
+        for _ in range(6):  # round-robin: every other request tries the dying one first
+            conn = _http(listen)
+            conn.request("GET", "/")
+            resp = conn.getresponse()
+            assert (resp.status, resp.read()) == (200, b"backend b\n")
+            conn.close()
+        assert dying.accepted >= 3
+        # A POST may have been acted on before the reset: it is never sent twice.
+        statuses = set()
+        for _ in range(4):
+            conn = _http(listen)
+            conn.request("POST", "/", body=b"x")
+            statuses.add(conn.getresponse().status)
+            conn.close()
+        assert statuses == {200, 502}
+    finally:
+        dying.close()

@@ -56,6 +56,17 @@ class _Stale(Exception):
     """A reused keep-alive connection was closed by the backend before it answered."""
 
 
+class _Unanswered(Exception):
+    """A new connection was reset or closed before a byte of the answer: the backend
+    died (a listener killed with connections in its backlog), most likely before the
+    request reached the app."""
+
+
+# Requests that may be sent again to another backend when one dies unanswered
+# (RFC 9110, 9.2.2: idempotent methods), as nginx and Envoy retry them.
+_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+
+
 # Per listen address: weighted fleets, their cumulative weights, the lower-cased steering
 # header name and its value -> fleet map (empty when no fleet can be steered to).
 _Choice = tuple[list[FleetRoute], list[int], bytes, dict[bytes, FleetRoute]]
@@ -210,7 +221,9 @@ class Proxy:
     async def _try_backend(
         self, addr: str, req: Request, head: bytes, writer: asyncio.StreamWriter
     ) -> tuple[int, bool] | None:
-        """The (status, client keep-alive) answered, or None if nothing reached the backend."""
+        """The (status, client keep-alive) answered, or None if another backend may take
+        the request: none was connected, or (an idempotent request) the new connection
+        was reset before a byte of the answer."""
         for attempt in range(2):
             try:
                 conn = await self.pool.acquire(addr, fresh=attempt > 0)
@@ -222,6 +235,12 @@ class Proxy:
             except _Stale:
                 conn.close()
                 continue  # replay once on a fresh connection, as HTTP clients do
+            except _Unanswered as exc:
+                conn.close()
+                log.info("backend %s failed before answering: %s", addr, exc.__cause__)
+                if req.method in _IDEMPOTENT:
+                    return None  # another backend of the fleet gets it
+                return 502, self._fail(writer, req, 502, f"backend {addr} failed: {exc.__cause__}")
             except TimeoutError:
                 conn.close()
                 return 504, self._fail(writer, req, 504, f"backend {addr} did not answer in time")
@@ -329,8 +348,10 @@ async def _send(conn: BackendConn, req: Request, head: bytes) -> ResponseParse:
                 if not data:
                     raise EOFError("backend closed the connection before answering")
                 resp.feed(data)
+    except TimeoutError:
+        raise  # a slow backend (an OSError too): 504, never sent again
     except (OSError, EOFError) as exc:
-        if conn.reused and not resp.got_bytes:
-            raise _Stale from exc
+        if not resp.got_bytes:
+            raise (_Stale if conn.reused else _Unanswered) from exc
         raise
     return resp
