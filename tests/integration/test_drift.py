@@ -171,6 +171,74 @@ def test_a_stranger_on_a_dead_instances_port_is_named_and_stopped(
         stranger.wait()
 
 
+def restart_by_hand(project: Project, victim: dict[str, Any], tmp_path: Path) -> None:
+    """Replace ``victim`` by hand, as its release runs it but for a tweak: another
+    GREETING (and on docker a host directory mounted, on a writable root)."""
+    if project.provider == "docker":
+        client = docker_or_skip()
+        old = client.containers.get(victim["ref"])
+        env = dict(e.partition("=")[::2] for e in old.attrs["Config"]["Env"])
+        old.remove(force=True)
+        client.containers.run(
+            old.image.id,
+            detach=True,
+            labels=old.labels,
+            environment={**env, "GREETING": "tweaked"},
+            volumes={str(tmp_path): {"bind": "/mnt", "mode": "ro"}},
+            ports={"8000/tcp": ("127.0.0.1", None)},
+        )
+        client.close()
+        return
+    pid = int(victim["ref"].split(":")[0])
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    env = dict(item.decode().partition("=")[::2] for item in raw if item)
+    os.kill(pid, signal.SIGKILL)
+    artifact = project.state / "artifacts" / victim["labels"]["artifact"].split(":")[1]
+    proc = subprocess.Popen(
+        ["python3", "server.py"],
+        cwd=artifact,
+        env={**env, "GREETING": "tweaked"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    project.started.append(proc)  # type: ignore[arg-type]
+
+
+def test_an_instance_restarted_by_hand_with_a_tweak_is_config_drift(
+    project: Project, tmp_path: Path
+) -> None:
+    project.kiln("deploy")
+    victim = live_instances(project)[0]
+    restart_by_hand(project, victim, tmp_path)
+    wait_for(
+        lambda: (
+            victim["ref"] not in {i["ref"] for i in live_instances(project)}
+            and len(live_instances(project)) == 3
+        ),
+        what="the hand-started instance to be seen",
+    )
+    (found,) = findings(project)
+    assert found["finding"]["kind"] == "config_drift"
+    assert found["finding"]["subject"] == victim["id"]
+    runtime = found["finding"]["detail"]["runtime"]
+    assert runtime["env"] == {"changed": ["GREETING"]}
+    assert "tweaked" not in json.dumps(found)  # names, never values
+    if project.provider == "docker":
+        # Without the data volume, with a host directory, on a writable root.
+        assert runtime["mounts"] == {
+            "expected": {"/data/uploads": "volume:uploads"},
+            "seen": {"/mnt": f"bind:{tmp_path}:ro", "/": "rootfs:writable"},
+        }
+        assert "env and mounts" in found["finding"]["summary"]
+    out = project.kiln("reconcile")
+    assert f"(config_drift {victim['id']}): replaced" in out.stdout
+    assert victim["id"] not in {i["id"] for i in live_instances(project)}
+    assert len(live_instances(project)) == 3
+    assert findings(project) == []
+    assert project.serving(30) == {"v1 hello"}
+
+
 def test_a_hand_edited_route_is_restored(local_project: Project) -> None:
     project = local_project
     project.kiln("deploy")

@@ -15,14 +15,15 @@ import sys
 import textwrap
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kiln.drift import runtime_drift
 from kiln.errors import NotFound
-from kiln.model import ArtifactSource, FileChange, Instance
+from kiln.model import ArtifactSource, FileChange, Instance, Secret
 from kiln.providers import base
 from kiln.providers.base import Provider
 from kiln.providers.local import LocalProvider
@@ -34,6 +35,7 @@ PROVIDERS = ["local", "docker"]
 
 KNOWN_CAPABILITIES = {
     base.INTRUSIONS,
+    base.RUNTIME,
     base.READ_ONLY_ARTIFACT,
     base.FILE_CHANGES,
     base.VOLUMES,
@@ -253,6 +255,25 @@ def test_launch_observe_destroy_round_trip(provider: Provider, app: ContractApp)
 
     provider.destroy(instances[1], grace=2)
     assert provider.observe(ENV) == []
+
+
+def test_runtime_is_what_the_release_gave(provider: Provider, app: ContractApp) -> None:
+    if base.RUNTIME not in provider.capabilities:
+        pytest.skip(f"{provider.name} reports no runtime")
+    digest = provider.bake("web", ArtifactSource(build=app.build_dir))
+    spec = make_spec(digest, app.serve, env={"GREETING": "hi"}, volumes={"data": "/data"})
+    secret = Secret("TOKEN", "t0k3n")
+    [instance] = provider.launch(make_fleet(digest), spec, {"TOKEN": secret}, 1)
+    runtime = provider.runtime(instance)
+    assert runtime is not None
+    assert (runtime.env["GREETING"], runtime.env["TOKEN"]) == ("hi", "t0k3n")
+    # What the provider adds itself (port, labels, volume variables) is left out.
+    assert not [k for k in runtime.env if k == "PORT" or k.startswith("KILN_")]
+    assert "t0k3n" not in repr(runtime)
+    # Compared as the engine does (there with the secret's digest): nothing differs.
+    assert runtime_drift(replace(spec, secrets={"TOKEN": "t0k3n"}), runtime) == {}
+    provider.destroy(instance, grace=2)
+    assert provider.runtime(instance) is None
 
 
 def test_launch_zero_is_nothing(provider: Provider, app: ContractApp) -> None:

@@ -166,6 +166,31 @@ def test_hand_started_container_is_observed(
     docker.destroy(found, grace=1)  # idempotent
 
 
+def test_runtime_of_a_hand_started_container(
+    docker: DockerProvider, docker_client: Any, docker_base_image: str, tmp_path: Path
+) -> None:
+    labels = {"kiln.state": docker.state_id, "kiln.app": APP, "kiln.env": ENV}
+    docker_client.containers.run(
+        docker_base_image,
+        ["sleep", "60"],
+        labels=labels,
+        environment={"GREETING": "hi", "PORT": "1"},
+        volumes={str(tmp_path): {"bind": "/mnt", "mode": "ro"}},
+        detach=True,
+        init=True,
+    )
+    [found] = docker.observe(ENV)
+    runtime = docker.runtime(found)
+    assert runtime is not None
+    assert runtime.env["GREETING"] == "hi"
+    assert "PORT" not in runtime.env  # kiln's own variable, whoever set it
+    assert runtime.command == ("sleep", "60")
+    # Not read-only, and a host directory mounted: what a sealed instance never has.
+    assert runtime.mounts == {"/mnt": f"bind:{tmp_path}:ro", "/": "rootfs:writable"}
+    docker.destroy(found, grace=1)
+    assert docker.runtime(found) is None
+
+
 def test_dead_container_stays_visible(docker: DockerProvider, app_dir: Path) -> None:
     instance = _launch(docker, app_dir, command=("/bin/sh", "-c", "exit 0"))
     wait_for(lambda: [i.alive for i in docker.observe(ENV)] == [False])

@@ -11,9 +11,19 @@ from kiln.drift import (
     compare_listeners,
     compare_routes,
     listener_of,
+    runtime_drift,
     stray_backends,
 )
-from kiln.model import FileChange, FleetRoute, Instance, Route
+from kiln.model import (
+    FileChange,
+    FleetRoute,
+    HealthCheck,
+    Instance,
+    Route,
+    Runtime,
+    ServiceRelease,
+    StrategyConfig,
+)
 from kiln.model.drift import DriftAction, DriftKind, HostProcess
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -144,3 +154,88 @@ def test_a_process_on_a_stray_backend_is_an_unknown_instance() -> None:
     assert found.action is DriftAction.DESTROY
     assert listener_of(found) == stranger  # enough to stop exactly that process
     assert listener_of(compare("dev", [WEB], [inst(1), inst(2), inst(3)], {})[0]) is None
+
+
+SPEC = ServiceRelease(
+    service="web",
+    artifact="sha256:aaa",
+    command=("python3", "server.py"),
+    port=8000,
+    replicas=2,
+    env={"GREETING": "hello"},
+    secrets={"TOKEN": "hmac:t"},  # the engine digests what runs the same way
+    health=HealthCheck(),
+    volumes={"uploads": "/data/uploads"},
+    strategy=StrategyConfig(),
+)
+AS_RELEASED = Runtime(
+    env={"GREETING": "hello", "TOKEN": "hmac:t", "PATH": "/bin"},
+    base_env={"PATH": "/bin"},
+    command=("python3", "server.py"),
+    mounts={"/data/uploads": "volume:uploads"},
+)
+
+
+def test_an_instance_running_as_released_has_no_runtime_drift() -> None:
+    assert runtime_drift(SPEC, AS_RELEASED) == {}
+
+
+def test_runtime_drift_names_env_without_values() -> None:
+    hand_run = replace(
+        AS_RELEASED,
+        env={"GREETING": "hi", "TOKEN": "hmac:other", "DEBUG": "1", "PATH": "/bin"},
+    )
+    aspects = runtime_drift(replace(SPEC, env={"GREETING": "hello", "MODE": "x"}), hand_run)
+    assert aspects == {
+        "env": {"added": ["DEBUG"], "removed": ["MODE"], "changed": ["GREETING", "TOKEN"]}
+    }
+    assert "hi" not in repr(aspects)
+    assert "hmac:other" not in repr(aspects)
+
+
+def test_an_image_default_is_the_command_of_a_release_without_one() -> None:
+    runtime = replace(AS_RELEASED, command=("/bin/app",), default_command=("/bin/app",))
+    assert runtime_drift(replace(SPEC, command=()), runtime) == {}
+    (aspect,) = runtime_drift(SPEC, runtime)
+    assert aspect == "command"
+    assert runtime_drift(SPEC, replace(AS_RELEASED, command=None)) == {}  # not observable
+
+
+def test_mounts_and_a_writable_root_are_runtime_drift() -> None:
+    runtime = replace(
+        AS_RELEASED,
+        mounts={"/data/uploads": "volume:uploads", "/mnt": "bind:/etc", "/": "rootfs:writable"},
+    )
+    assert runtime_drift(SPEC, runtime) == {
+        "mounts": {
+            "expected": {"/data/uploads": "volume:uploads"},
+            "seen": {
+                "/data/uploads": "volume:uploads",
+                "/mnt": "bind:/etc",
+                "/": "rootfs:writable",
+            },
+        }
+    }
+    assert runtime_drift(SPEC, replace(AS_RELEASED, mounts=None)) == {}  # processes
+
+
+def test_a_wrappers_additions_count_only_where_the_env_is_not_exact() -> None:
+    shimmed = replace(AS_RELEASED, env={**AS_RELEASED.env, "PYENV_ROOT": "/x"}, exact_env=False)
+    assert runtime_drift(SPEC, shimmed) == {}
+    changed = replace(shimmed, env={**shimmed.env, "GREETING": "hi"})
+    assert runtime_drift(SPEC, changed) == {"env": {"changed": ["GREETING"]}}
+
+
+def test_runtime_drift_is_config_drift_of_the_instance() -> None:
+    want = replace(WEB, spec=SPEC)
+    tweaked = replace(AS_RELEASED, env={**AS_RELEASED.env, "DEBUG": "1"})
+    runtimes = {inst(1).id: tweaked, inst(2).id: AS_RELEASED}
+    (found,) = compare("dev", [want], [inst(1), inst(2)], {}, runtimes=runtimes)
+    assert kinds([found]) == [("config_drift", inst(1).id)]
+    assert found.summary == (
+        f"instance {inst(1).id} runs another env than release 1 of web (DEBUG added)"
+    )
+    assert found.detail == {"runtime": {"env": {"added": ["DEBUG"]}}}
+    assert found.action is DriftAction.REPLACE
+    # Without the release's service, runtimes are not judged.
+    assert compare("dev", [WEB], [inst(1), inst(2)], {}, runtimes=runtimes) == []

@@ -6,6 +6,7 @@ from kiln.drift.compare import (
     compare_listeners,
     compare_routes,
     listener_of,
+    runtime_drift,
     stray_backends,
 )
 from kiln.drift.evidence import capture, patch, source_path
@@ -18,6 +19,7 @@ __all__ = [
     "compare_routes",
     "listener_of",
     "patch",
+    "runtime_drift",
     "source_path",
     "stray_backends",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from kiln.model import FileChange, Instance, Route
+from kiln.model import FileChange, Instance, Route, Runtime, ServiceRelease
 from kiln.model.drift import DriftKind, Finding, HostProcess
 
 
@@ -25,6 +25,8 @@ class Expected:
     # The release's config digest as stored when the fleet was made, and as this kiln
     # computes it now (a newer kiln may digest the same config differently).
     configs: frozenset[str]
+    # The release's service, to compare instances' runtimes with (None: not compared).
+    spec: ServiceRelease | None = None
 
 
 def compare(
@@ -34,15 +36,19 @@ def compare(
     changes: Mapping[str, Sequence[FileChange]],
     execs: Mapping[str, Sequence[str]] | None = None,
     quarantined: frozenset[str] = frozenset(),
+    runtimes: Mapping[str, Runtime] | None = None,
 ) -> list[Finding]:
     """Findings about instances: unknown, missing, configured otherwise, changed inside.
 
     ``changes``: instance id -> its in-instance file changes; ``execs``: instance id
-    -> commands run inside it from outside (both only for live instances of
-    expected fleets; the engine asks the provider). Instances in ``quarantined``
-    were found before and are kept on purpose: they are not judged again.
+    -> commands run inside it from outside; ``runtimes``: instance id -> what it
+    runs with (secret values already digested as the release pins them). All
+    three only for live instances of expected fleets; the engine asks the
+    provider. Instances in ``quarantined`` were found before and are kept on
+    purpose: they are not judged again.
     """
     execs = execs or {}
+    runtimes = runtimes or {}
     by_fleet = {e.fleet: e for e in expected}
     findings: list[Finding] = []
     kept: dict[str, list[Instance]] = {e.fleet: [] for e in expected}
@@ -58,7 +64,14 @@ def compare(
             )
         elif inst.alive:
             kept[inst.fleet].append(inst)
-            findings += _judge(env, want, inst, changes.get(inst.id, ()), execs.get(inst.id, ()))
+            findings += _judge(
+                env,
+                want,
+                inst,
+                changes.get(inst.id, ()),
+                execs.get(inst.id, ()),
+                runtimes.get(inst.id),
+            )
     for want in expected:
         alive = len(kept[want.fleet])
         if alive < want.replicas:
@@ -94,6 +107,7 @@ def _judge(
     inst: Instance,
     changed: Sequence[FileChange],
     ran: Sequence[str],
+    runtime: Runtime | None,
 ) -> list[Finding]:
     out = []
     config = inst.labels.get("config")
@@ -105,20 +119,27 @@ def _judge(
     differ = [k for k in ("artifact", "config") if seen[k] != wanted[k]]
     if "config" in differ and seen["config"] in want.configs:
         differ.remove("config")
-    if differ:
+    aspects = runtime_drift(want.spec, runtime) if want.spec and runtime else {}
+    if differ or aspects:
+        detail: dict[str, object] = {}
+        if differ:
+            detail["expected"] = {k: wanted[k] for k in differ}
+            detail["seen"] = {k: seen[k] for k in differ}
+        if aspects:
+            detail["runtime"] = aspects
+        aspect_list = " and ".join([*differ, *aspects])
+        env_names = _env_names(aspects.get("env"))
         out.append(
             Finding(
                 kind=DriftKind.CONFIG_DRIFT,
                 env=env,
                 subject=inst.id,
-                summary=f"instance {inst.id} runs another {' and '.join(differ)} "
-                f"than release {inst.release} of {want.service}",
+                summary=f"instance {inst.id} runs another {aspect_list} than release "
+                f"{inst.release} "
+                f"of {want.service}" + (f" ({env_names})" if env_names else ""),
                 fleet=want.fleet,
                 instance_ref=inst.ref,
-                detail={
-                    "expected": {k: wanted[k] for k in differ},
-                    "seen": {k: seen[k] for k in differ},
-                },
+                detail=detail,
             )
         )
     if changed or ran:
@@ -141,6 +162,36 @@ def _judge(
             )
         )
     return out
+
+
+def runtime_drift(spec: ServiceRelease, runtime: Runtime) -> dict[str, dict[str, object]]:
+    """How an instance's runtime differs from its release, by aspect (env, command,
+    mounts). Env differences are names only: values may be secrets."""
+    aspects: dict[str, dict[str, object]] = {}
+    want = {**runtime.base_env, **spec.env, **spec.secrets}
+    have = runtime.env if runtime.exact_env else {k: v for k, v in runtime.env.items() if k in want}
+    env = {
+        "added": sorted(set(have) - set(want)),
+        "removed": sorted(set(want) - set(have)),
+        "changed": sorted(k for k in set(have) & set(want) if have[k] != want[k]),
+    }
+    if any(env.values()):
+        aspects["env"] = {k: v for k, v in env.items() if v}
+    if runtime.command is not None:
+        command = spec.command or runtime.default_command
+        if tuple(runtime.command) != tuple(command):
+            aspects["command"] = {"expected": list(command), "seen": list(runtime.command)}
+    if runtime.mounts is not None:
+        mounts = {path: f"volume:{name}" for name, path in spec.volumes.items()}
+        if runtime.mounts != mounts:
+            aspects["mounts"] = {"expected": mounts, "seen": dict(runtime.mounts)}
+    return aspects
+
+
+def _env_names(env: object) -> str:
+    if not isinstance(env, dict):
+        return ""
+    return "; ".join(f"{', '.join(names)} {how}" for how, names in env.items())
 
 
 def stray_backends(routes: Sequence[Route], observed: Sequence[Instance]) -> dict[int, str]:

@@ -39,10 +39,10 @@ from kiln.engine.lock import EnvLock
 from kiln.engine.releases import bake
 from kiln.engine.routes import route_name
 from kiln.errors import KilnError
-from kiln.model import FleetState, Instance, Route, to_json
+from kiln.model import FleetState, Instance, Route, Runtime, Secret, ServiceRelease, to_json
 from kiln.model.drift import DriftKind, DriftRecord, Finding
 from kiln.providers import host
-from kiln.providers.base import FILE_CHANGES, INTRUSIONS
+from kiln.providers.base import FILE_CHANGES, INTRUSIONS, RUNTIME
 
 
 @dataclass(frozen=True)
@@ -104,24 +104,32 @@ def _keep_evidence(ctx: Context, env: str, record: DriftRecord) -> DriftRecord:
 def _findings(ctx: Context, env: str) -> list[Finding]:
     store, app = ctx.store, ctx.app
     fleets = store.fleets(app, env, states=[FleetState.ACTIVE, FleetState.RETAINED])
+    specs = {f.id: service_of(ctx, f) for f in fleets}
     expected = [
         Expected(
             f.id,
             f.service,
             f.replicas,
             f.artifact,
-            frozenset({f.config_digest, service_of(ctx, f).config_digest()}),
+            frozenset({f.config_digest, specs[f.id].config_digest()}),
+            specs[f.id],
         )
         for f in fleets
     ]
     provider = ctx.provider(env)
     observed = provider.observe(env)
-    mine = {e.fleet for e in expected}
-    live = [i for i in observed if i.alive and i.fleet in mine]
+    live = [i for i in observed if i.alive and i.fleet in specs]
     caps = provider.capabilities
     changes = {i.id: provider.changes(i) for i in live} if FILE_CHANGES in caps else {}
     execs = {i.id: provider.intrusions(i) for i in live} if INTRUSIONS in caps else {}
-    findings = compare(env, expected, observed, changes, execs, quarantined(ctx, env))
+    runtimes: dict[str, Runtime] = {}
+    if RUNTIME in caps:
+        key = store.secret_key()
+        for i in live:
+            runtime = provider.runtime(i)
+            if runtime is not None:
+                runtimes[i.id] = _sealed(runtime, specs[i.fleet], key)
+    findings = compare(env, expected, observed, changes, execs, quarantined(ctx, env), runtimes)
     applied = store.applied_routes(app, env)
     routed = _router_routes(ctx, env)
     if applied is not None:
@@ -129,6 +137,13 @@ def _findings(ctx: Context, env: str) -> list[Finding]:
     strays = stray_backends([*(applied or ()), *routed], observed)
     findings += compare_listeners(env, strays, host.listeners(strays))
     return findings
+
+
+def _sealed(runtime: Runtime, spec: ServiceRelease, key: bytes) -> Runtime:
+    """The runtime with the values of the release's secrets digested as the release
+    pins them: comparable, and no secret value goes further than this function."""
+    env = {k: Secret(k, v).digest(key) if k in spec.secrets else v for k, v in runtime.env.items()}
+    return replace(runtime, env=env)
 
 
 def _router_routes(ctx: Context, env: str) -> list[Route]:

@@ -8,7 +8,7 @@ from kiln.model.codec import from_json, to_json
 from kiln.model.deployment import Deployment, DeploymentStatus, StepRecord, StepStatus
 from kiln.model.digest import canonical_digest, sha256_hex
 from kiln.model.event import Event
-from kiln.model.fleet import Fleet, FleetState, Instance
+from kiln.model.fleet import Fleet, FleetState, Instance, Runtime
 from kiln.model.lock import LockHolder
 from kiln.model.release import (
     ArtifactSource,
@@ -58,6 +58,7 @@ __all__ = [
     "Route",
     "RouteTable",
     "RouterMetrics",
+    "Runtime",
     "Secret",
     "ServiceRelease",
     "SetRoutes",

@@ -52,3 +52,29 @@ class Instance:
     # The artifact the provider sees running, whatever the labels say ("": it cannot
     # tell apart from the labels; docker: the container's image ID).
     running_artifact: str = ""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What an instance really runs with, as its engine or ``/proc`` reports it now.
+
+    Providers leave out what they add themselves (the port, kiln's labels, the
+    volume variables), so what is left compares with the release. ``env``
+    values may be secrets: a runtime is compared in memory and never stored
+    or shown; only the names of what differs are.
+    """
+
+    env: dict[str, str] = field(repr=False)  # never in a log or traceback
+    # The image's own environment, which a container inherits (empty for processes).
+    base_env: dict[str, str] = field(default_factory=dict)
+    # False: ``env`` may hold variables a wrapper added before exec'ing the app (a
+    # version manager's shim, a shell script's export), so only the variables the
+    # release names are compared.
+    exact_env: bool = True
+    # argv as it runs (docker: entrypoint + cmd); None where it cannot be told reliably.
+    command: tuple[str, ...] | None = None
+    default_command: tuple[str, ...] = ()  # what an empty release command means (the image's)
+    # Mount path -> "volume:NAME" for the environment's declared volumes, else the
+    # engine's type and source; "/" appears only when the root filesystem is writable.
+    # None: the provider has no mounts (processes see volumes as directories).
+    mounts: dict[str, str] | None = None

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from kiln.errors import PermanentProviderError
-from kiln.model import ArtifactSource, FileChange, Fleet, Instance, Secret, ServiceRelease
+from kiln.model import (
+    ArtifactSource,
+    FileChange,
+    Fleet,
+    Instance,
+    Runtime,
+    Secret,
+    ServiceRelease,
+)
 
 # Capability names a provider may declare.
 READ_ONLY_ARTIFACT = "read-only-artifact"  # instances cannot write to their artifact
@@ -21,6 +29,7 @@ VOLUMES = "volumes"  # declared volumes persist across replacements
 LOGS = "logs"
 IMAGES = "images"  # runs prebuilt images, whose own command is the default
 INTRUSIONS = "intrusions"  # intrusions(): commands run inside an instance (docker exec)
+RUNTIME = "runtime"  # runtime(): the env, command and mounts an instance really runs with
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,11 @@ class Provider(Protocol):
     def intrusions(self, instance: Instance) -> list[str]:
         """Commands run inside the instance from outside since it started (``docker
         exec``), oldest first; [] from a provider without the ``intrusions`` capability."""
+        ...
+
+    def runtime(self, instance: Instance) -> Runtime | None:
+        """What the instance really runs with, as the engine or /proc says now (None if it
+        is gone); only from a provider with the ``runtime`` capability."""
         ...
 
     def logs(

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kiln.errors import PermanentProviderError, TransientProviderError
-from kiln.model import FileChange, Fleet, Instance, Secret, ServiceRelease
+from kiln.model import FileChange, Fleet, Instance, Runtime, Secret, ServiceRelease
 
 PREFIX = "kiln."
 # Label keys (without PREFIX) that identify an instance; ``state`` scopes them
@@ -212,3 +212,44 @@ def file_changes(diff: list[Mapping[str, Any]] | None, mounts: set[str]) -> list
             continue  # a directory the engine made, or changed, to hold a mount point
         result.append(FileChange(path, kind))
     return sorted(result, key=lambda c: c.path)
+
+
+# Environment kiln itself gives every container (environment() above), whatever the release.
+def _own_env(name: str) -> bool:
+    return name == "PORT" or name.startswith("KILN_VOLUME_")
+
+
+def _env(pairs: list[str] | None) -> dict[str, str]:
+    return dict(p.partition("=")[::2] for p in pairs or [])
+
+
+def runtime_of(attrs: Mapping[str, Any], image: Mapping[str, Any], volume_prefix: str) -> Runtime:
+    """What a container runs with (``inspect_container``), in release terms.
+
+    ``image`` is the image's ``inspect_image``: a container inherits its env, and
+    its entrypoint and cmd when the release gives no command. Declared volumes
+    (``volume_prefix`` + name) read back as ``volume:NAME``.
+    """
+    config = attrs.get("Config") or {}
+    host = attrs.get("HostConfig") or {}
+    image_config = image.get("Config") or {}
+    mounts: dict[str, str] = {}
+    for m in attrs.get("Mounts") or []:
+        name = str(m.get("Name") or "")
+        if m.get("Type") == "volume" and name.startswith(volume_prefix):
+            source = "volume:" + name.removeprefix(volume_prefix)
+        else:
+            source = f"{m.get('Type')}:{name or m.get('Source')}"
+        mounts[str(m.get("Destination"))] = source + ("" if m.get("RW", True) else ":ro")
+    if not host.get("ReadonlyRootfs"):
+        mounts["/"] = "rootfs:writable"
+    return Runtime(
+        env={k: v for k, v in _env(config.get("Env")).items() if not _own_env(k)},
+        base_env=_env(image_config.get("Env")),
+        command=(*(config.get("Entrypoint") or ()), *(config.get("Cmd") or ())),
+        default_command=(
+            *(image_config.get("Entrypoint") or ()),
+            *(image_config.get("Cmd") or ()),
+        ),
+        mounts=mounts,
+    )

@@ -28,13 +28,22 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 from kiln.errors import NotFound, PermanentProviderError
-from kiln.model import ArtifactSource, FileChange, Fleet, Instance, Secret, ServiceRelease
+from kiln.model import (
+    ArtifactSource,
+    FileChange,
+    Fleet,
+    Instance,
+    Runtime,
+    Secret,
+    ServiceRelease,
+)
 from kiln.providers.base import (
     FILE_CHANGES,
     IMAGES,
     INTRUSIONS,
     LOGS,
     READ_ONLY_ARTIFACT,
+    RUNTIME,
     VOLUMES,
     ProviderContext,
     check_launch,
@@ -54,7 +63,7 @@ class DockerProvider:
 
     name = "docker"
     capabilities: frozenset[str] = frozenset(
-        {IMAGES, FILE_CHANGES, INTRUSIONS, VOLUMES, LOGS, READ_ONLY_ARTIFACT}
+        {IMAGES, FILE_CHANGES, INTRUSIONS, RUNTIME, VOLUMES, LOGS, READ_ONLY_ARTIFACT}
     )
 
     def __init__(self, ctx: ProviderContext) -> None:
@@ -65,6 +74,7 @@ class DockerProvider:
         self.state_id = hashlib.sha256(str(root).encode()).hexdigest()[:12]
         # Connects and pings now: an unreachable engine fails before anything starts.
         self._client: Any = connect(self.address)
+        self._images: dict[str, dict[str, Any]] = {}
 
     @property
     def _api(self) -> Any:
@@ -242,6 +252,25 @@ class DockerProvider:
                     raise NotFound(f"instance {instance.id} no longer exists") from exc
                 raise
         return c.file_changes(diff, c.mount_points(attrs))
+
+    def runtime(self, instance: Instance) -> Runtime | None:
+        ref = instance.ref or instance.id
+        with engine_call(f"inspect {instance.id}"):
+            try:
+                attrs = self._api.inspect_container(ref)
+            except Exception as exc:
+                if is_not_found(exc):
+                    return None
+                raise
+            image = self._image_config(str(attrs.get("Image") or ""))
+        prefix = c.volume_name(self.state_id, self.ctx.app, instance.env, "")
+        return c.runtime_of(attrs, image, prefix)
+
+    def _image_config(self, image_id: str) -> dict[str, Any]:
+        # Images are immutable by ID: one inspect each for the provider's life.
+        if image_id not in self._images:
+            self._images[image_id] = self._api.inspect_image(image_id)
+        return self._images[image_id]
 
     def read_file(self, instance: Instance, path: str, limit: int) -> bytes | None:
         ref = instance.ref or instance.id

@@ -61,6 +61,16 @@ def build_env(
     return env
 
 
+# What build_env adds to every instance's environment, whatever its release says.
+_OWN = {"PATH", "LANG", "LC_ALL", "PORT", "HOME", "TMPDIR", *LABEL_VARS.values()}
+
+
+def app_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The part of an instance's environment that its release gave: build_env's own
+    variables (the path, locale, port, scratch, volume variables, labels) left out."""
+    return {k: v for k, v in env.items() if k not in _OWN and not k.startswith("KILN_VOLUME_")}
+
+
 def labels_from_env(env: Mapping[str, str]) -> dict[str, str]:
     return {key: env[var] for key, var in LABEL_VARS.items() if var in env}
 

@@ -28,17 +28,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kiln.errors import NotFound, PermanentProviderError
-from kiln.model import ArtifactSource, FileChange, Fleet, Instance, Secret, ServiceRelease
+from kiln.model import (
+    ArtifactSource,
+    FileChange,
+    Fleet,
+    Instance,
+    Runtime,
+    Secret,
+    ServiceRelease,
+)
 from kiln.providers.base import (
     FILE_CHANGES,
     LOGS,
     READ_ONLY_ARTIFACT,
+    RUNTIME,
     VOLUMES,
     ProviderContext,
     check_launch,
 )
 from kiln.providers.local import artifacts, discovery, logs, process, procfs, records
-from kiln.providers.local.environment import build_env, free_port
+from kiln.providers.local.environment import app_env, build_env, free_port
 from kiln.providers.local.fsutil import force_rmtree, is_safe_component, safe_component, translate
 from kiln.providers.local.sandbox import Sandbox, detect
 
@@ -58,7 +67,7 @@ class LocalProvider:
         # Short hash of the state dir: two state dirs never see each other's processes.
         self.state_id = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
         self.sandbox = self._sandbox(str(ctx.options.get("sandbox", "auto")))
-        caps = {FILE_CHANGES, VOLUMES, LOGS}
+        caps = {FILE_CHANGES, RUNTIME, VOLUMES, LOGS}
         if self.sandbox is not None:
             caps.add(READ_ONLY_ARTIFACT)
         self.capabilities: frozenset[str] = frozenset(caps)
@@ -318,6 +327,17 @@ class LocalProvider:
                 return f.read(limit)
         except OSError:
             return None
+
+    def runtime(self, instance: Instance) -> Runtime | None:
+        # The environment a process was exec'd with is in /proc for its whole life, but
+        # as its last exec saw it: a wrapper (a pyenv shim, a script's export) may have
+        # added to it, so only the release's own variables count. Its argv is not
+        # compared: a server may rewrite its own (setproctitle).
+        pid, _, start = instance.ref.partition(":")
+        if not (pid.isdigit() and start.isdigit()) or not procfs.is_running(int(pid), int(start)):
+            return None
+        environ = procfs.read_environ(int(pid))
+        return None if environ is None else Runtime(env=app_env(environ), exact_env=False)
 
     def intrusions(self, instance: Instance) -> list[str]:
         return []  # a process has no exec channel; its changes show in changes()
