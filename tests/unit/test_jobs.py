@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from kiln.api.jobs import Busy, JobReporter, Jobs, JobState, replay
+from kiln.api.jobs import KEEP_FINISHED, Busy, JobReporter, Jobs, JobState, replay
 from kiln.engine.reporter import Reporter
 from kiln.errors import KilnError
 from kiln.model import StepRecord, StepStatus
@@ -113,3 +113,15 @@ def test_reports_are_capped() -> None:
     for i in range(10_005):
         reporter.info(str(i))
     assert len(job.view(0)["reports"]) == 10_000  # type: ignore[arg-type]
+
+
+def test_only_the_latest_finished_jobs_are_kept() -> None:
+    jobs = Jobs()
+    ids = []
+    for _ in range(KEEP_FINISHED + 5):
+        job = jobs.start("deploy", "dev", "a", lambda r: "done")
+        wait(jobs, job.id)
+        ids.append(job.id)
+    latest = jobs.start("deploy", "dev", "a", lambda r: "done")
+    assert jobs.get(latest.id) is latest
+    assert [i for i in ids if jobs.get(i) is not None] == ids[-KEEP_FINISHED:]

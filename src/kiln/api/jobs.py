@@ -24,6 +24,8 @@ from kiln.model.steps import Step
 # A runaway job must not grow the controller without bound; progress is
 # transient, so only reports that print a line are kept.
 MAX_REPORTS = 10_000
+# Finished jobs kept for a late follower; the deployments' records outlive them all.
+KEEP_FINISHED = 100
 
 
 class JobState(StrEnum):
@@ -134,6 +136,9 @@ class Jobs:
                     raise Busy(f"a {other.kind} of {env} is running here already (job {other.id})")
             job = Job(next(self._ids), kind, env, actor)
             self._jobs[job.id] = job
+            finished = [j for j in self._jobs.values() if j.state is not JobState.RUNNING]
+            for old in finished[:-KEEP_FINISHED]:  # dicts keep insertion order: oldest first
+                del self._jobs[old.id]
 
         def run() -> None:
             try:
