@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from kiln.providers.local.procfs import read_stat
 from kiln.testing.load import Load
 from tests.integration.harness import Project, wait_for
 
@@ -36,7 +37,7 @@ def test_controller_heals_and_its_kill_9_interrupts_nothing(local_project: Proje
     project = local_project
     fast_drift(project)
     project.kiln("deploy")
-    controller = project.popen("serve")
+    controller = project.popen("serve", "--listen", "")
     # An instance dies (before the load: requests in flight to a killed process are
     # lost whoever replaces it); the controller replaces it.
     victim = alive(project)[0]
@@ -52,7 +53,7 @@ def test_controller_heals_and_its_kill_9_interrupts_nothing(local_project: Proje
         # kill -9 of the controller under load: the router keeps serving, nothing is lost.
         controller.kill()
         controller.wait()
-        again = project.popen("serve")
+        again = project.popen("serve", "--listen", "")
         time.sleep(2)  # four intervals: the restarted controller has looked
         result = load.stop()
     again.send_signal(signal.SIGTERM)
@@ -72,7 +73,7 @@ def test_controller_finishes_a_deployment_a_dead_kiln_left(local_project: Projec
     project.set_version("v2")
     died = project.kiln("deploy", check=False, extra_env={"KILN_FAILPOINT": "before:set_routes"})
     assert died.returncode == -9
-    controller = project.popen("serve")
+    controller = project.popen("serve", "--listen", "")
     wait_for(
         lambda: project.status()["running_deployment"] is None,
         timeout=60,
@@ -136,3 +137,30 @@ def test_webhook_gets_each_finding_and_action_retried(
     assert found["env"] == "dev"
     assert found["finding"]["finding"]["kind"] == "missing_instance"
     assert receiver.bodies[1]["resolution"].startswith("replaced")
+
+
+def test_the_controller_retires_a_retained_fleet_when_its_window_ends(
+    local_project: Project,
+) -> None:
+    project = local_project
+    fast_drift(project)
+    project.edit_spec("retain_previous: 10m", "retain_previous: 5s")
+    project.kiln("deploy")
+    project.set_version("v2")
+    project.kiln("deploy")
+    (retained,) = [f for f in project.status()["fleets"] if f["state"] == "retained"]
+    assert retained["id"] == "hello.dev.web.r1"
+    pids = [pid(i) for i in retained["instances"]]
+    assert len(pids) == 3
+    controller = project.popen("serve", "--listen", "")
+    # Watched through /proc, not kiln: `kiln status` would retire the fleet itself.
+    wait_for(
+        lambda: not any(gone is not None and gone.running for gone in map(read_stat, pids)),
+        timeout=30,
+        what="the controller to retire the retained fleet",
+    )
+    states = {f["id"]: f["state"] for f in project.status()["fleets"]}
+    assert states.get("hello.dev.web.r1", "retired") == "retired"
+    assert project.serving() == {"v2 hello"}
+    controller.send_signal(signal.SIGTERM)
+    controller.wait(timeout=30)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 from typing import Any
 
+from kiln.testing.load import Load
 from tests.integration.harness import (
     KILN,
     SECRET,
@@ -19,20 +20,22 @@ from tests.integration.harness import (
 )
 
 
-def start_controller(project: Project) -> subprocess.Popen[str]:
+def start_controller(project: Project, **extra_env: str) -> subprocess.Popen[str]:
     """`kiln serve` on the socket only, without the app's secret in its environment:
     every secret it uses must come from the CLI that submits."""
     env = {k: v for k, v in project.env.items() if k != "API_TOKEN"}
+    token = project.state / "controller.token"
+    stale = token.read_text() if token.exists() else None  # a killed controller's
     proc = subprocess.Popen(
         [KILN, "serve", "--listen", ""],
         cwd=project.root,
-        env=env,
+        env={**env, **extra_env},
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     project.started.append(proc)
-    wait_for(lambda: (project.state / "controller.token").exists(), 30, "the controller")
+    wait_for(lambda: token.exists() and token.read_text() != stale, 30, "the controller")
     return proc
 
 
@@ -146,3 +149,33 @@ def test_without_a_live_controller_the_cli_deploys_itself(local_project: Project
     assert "job 1" in project.kiln("deploy").stderr
     assert project.kiln("token", "list").stdout.split() == ["kiln-cli"]  # one, the new one
     stop(restarted)
+
+
+def test_kill_9_of_the_controller_mid_deploy_loses_no_request(local_project: Project) -> None:
+    project = local_project
+    project.edit_spec("    provider: local\n", "    provider: local\n    drift: {interval: 0.5s}\n")
+    project.kiln("deploy")
+    project.set_version("v2")
+    # The controller kills itself (-9) just before the switch of the deploy it runs.
+    controller = start_controller(project, KILN_FAILPOINT="before:set_routes")
+    with Load(project.url, clients=8, max_seconds=120) as load:
+        out = project.kiln("deploy", check=False)
+        assert controller.wait(timeout=30) == -signal.SIGKILL
+        again = start_controller(project)
+        wait_for(
+            lambda: project.status()["running_deployment"] is None,
+            what="the restarted controller to finish or roll back the deployment",
+        )
+        result = load.stop()
+    assert result.failed == 0, result.errors
+    assert result.ok > 0
+    assert out.returncode == 1
+    assert "lost the controller" in out.stderr
+    last = project.status()["last_deployment"]
+    assert last["status"] in ("succeeded", "failed"), last  # failed: the old one serves
+    assert project.serving(20) == {"v2 hello" if last["status"] == "succeeded" else "v1 hello"}
+    live = alive(project)
+    assert len(live) == 3  # no duplicates, none missing
+    assert len({i["fleet"] for i in live}) == 1
+    assert project.status()["strays"] == []
+    stop(again)

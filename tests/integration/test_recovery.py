@@ -24,6 +24,15 @@ KILL_POINTS = [
     ("after:set_routes", "v2 hello"),
     ("before:retain", "v2 hello"),
 ]
+# Resuming is the engine's; what a provider adds is finding what a dead kiln launched
+# but never recorded, and what it routed: docker runs those points, local all of them.
+DOCKER_KILL_POINTS = {"before:launch", "after:launch", "after:set_routes"}
+KILL_CASES = [
+    pytest.param(provider, failpoint, serving, id=f"{provider}-{failpoint}")
+    for failpoint, serving in KILL_POINTS
+    for provider in ("local", "docker")
+    if provider == "local" or failpoint in DOCKER_KILL_POINTS
+]
 
 
 def assert_converged(project: Project, serving: str) -> None:
@@ -39,7 +48,7 @@ def assert_converged(project: Project, serving: str) -> None:
     assert project.serving() == {serving}
 
 
-@pytest.mark.parametrize(("failpoint", "serving"), KILL_POINTS)
+@pytest.mark.parametrize(("project", "failpoint", "serving"), KILL_CASES, indirect=["project"])
 def test_kill_9_mid_deploy_then_resume(project: Project, failpoint: str, serving: str) -> None:
     project.kiln("deploy")
     project.set_version("v2")
@@ -107,7 +116,12 @@ def test_instances_and_router_outlive_the_kiln_command(project: Project) -> None
     assert project.serving() == {"v1 hello"}
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+# SIGINT and SIGTERM take the same path in the CLI: both on local, one on docker.
+@pytest.mark.parametrize(
+    ("project", "sig"),
+    [("local", signal.SIGINT), ("local", signal.SIGTERM), ("docker", signal.SIGTERM)],
+    indirect=["project"],
+)
 def test_interrupted_deploy_rolls_back_at_once(project: Project, sig: signal.Signals) -> None:
     project.kiln("deploy")
     project.set_version("v2")

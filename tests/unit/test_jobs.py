@@ -71,7 +71,7 @@ def test_reports_replay_into_another_reporter_unchanged() -> None:
     finished = [c[1] for c in first.calls if c[0] == "finished"]
     assert finished == records  # steps, fleets, weights, status and detail survive
     assert final["next"] == 1 + 2 * len(records)
-    assert job.view(final["next"])["reports"] == []  # type: ignore[index]
+    assert job.view(final["next"])["reports"] == []
     assert view["state"] == "running"
 
 
@@ -112,7 +112,7 @@ def test_reports_are_capped() -> None:
     reporter = JobReporter(job)
     for i in range(10_005):
         reporter.info(str(i))
-    assert len(job.view(0)["reports"]) == 10_000  # type: ignore[arg-type]
+    assert len(job.view(0)["reports"]) == 10_000
 
 
 def test_only_the_latest_finished_jobs_are_kept() -> None:

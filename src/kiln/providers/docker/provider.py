@@ -212,12 +212,9 @@ class DockerProvider:
     def destroy(self, instance: Instance, grace: float = 10.0) -> None:
         ref = instance.ref or instance.id
         with engine_call(f"destroy {instance.id}"):
-            try:
-                attrs = self._api.inspect_container(ref)
-            except Exception as exc:
-                if is_not_found(exc):
-                    return  # already gone: destroy is idempotent
-                raise
+            attrs = self._inspect(ref)
+            if attrs is None:
+                return  # already gone: destroy is idempotent
             labels = attrs["Config"].get("Labels") or {}
             if labels.get(c.label(c.STATE)) != self.state_id:
                 raise PermanentProviderError(
@@ -256,15 +253,22 @@ class DockerProvider:
     def runtime(self, instance: Instance) -> Runtime | None:
         ref = instance.ref or instance.id
         with engine_call(f"inspect {instance.id}"):
-            try:
-                attrs = self._api.inspect_container(ref)
-            except Exception as exc:
-                if is_not_found(exc):
-                    return None
-                raise
+            attrs = self._inspect(ref)
+            if attrs is None:
+                return None
             image = self._image_config(str(attrs.get("Image") or ""))
         prefix = c.volume_name(self.state_id, self.ctx.app, instance.env, "")
         return c.runtime_of(attrs, image, prefix)
+
+    def _inspect(self, ref: str) -> dict[str, Any] | None:
+        """The container's attributes, or None if it is gone (call inside engine_call)."""
+        try:
+            attrs: dict[str, Any] = self._api.inspect_container(ref)
+        except Exception as exc:
+            if is_not_found(exc):
+                return None
+            raise
+        return attrs
 
     def _image_config(self, image_id: str) -> dict[str, Any]:
         # Images are immutable by ID: one inspect each for the provider's life.
