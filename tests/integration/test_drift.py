@@ -98,6 +98,25 @@ def test_a_tampered_instance_is_found_and_replaced_under_load(project: Project) 
     assert "drift.enforced" in actions
 
 
+def test_a_drifted_instances_writable_area_is_kept_as_evidence(local_project: Project) -> None:
+    project = local_project
+    project.kiln("deploy")
+    victim = live_instances(project)[0]
+    scratch = project.state / "scratch" / victim["id"]  # the instance's HOME and TMPDIR
+    (scratch / "hotfix.sh").write_text("echo tweak\n")
+    tamper(project, victim)
+    mine = next(f for f in findings(project) if f["finding"]["subject"] == victim["id"])
+    evidence = {e["path"]: e for e in mine["finding"]["evidence"]}
+    assert evidence["scratch/hotfix.sh"]["content"] == "echo tweak\n"
+    assert evidence["VERSION"]["content"] == "hacked\n"  # the changed artifact file too
+    project.kiln("reconcile")
+    assert not scratch.exists()  # a replacement starts with an empty scratch...
+    shown = project.kiln("drift", "show", str(mine["id"])).stdout
+    assert "evidence: added scratch/hotfix.sh, 11 bytes" in shown  # ...the evidence stays
+    # Not code of the build context: nothing of it goes into the patch.
+    assert "hotfix" not in project.kiln("drift", "export", str(mine["id"])).stdout
+
+
 def test_missing_and_unknown_instances(project: Project) -> None:
     project.kiln("deploy")
     victim, model = live_instances(project)[:2]

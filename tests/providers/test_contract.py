@@ -36,6 +36,7 @@ PROVIDERS = ["local", "docker"]
 KNOWN_CAPABILITIES = {
     base.INTRUSIONS,
     base.RUNTIME,
+    base.WRITABLE_AREAS,
     base.READ_ONLY_ARTIFACT,
     base.FILE_CHANGES,
     base.VOLUMES,

@@ -210,6 +210,25 @@ def test_scratch_removed_on_destroy_log_kept(local: LocalProvider, build_dir: Pa
     assert "listening" in _log(local.root, instance).read_text()
 
 
+def test_writable_files_are_read_from_the_scratch_dir_only(
+    local: LocalProvider, build_dir: Path, tmp_path: Path
+) -> None:
+    instance = _launch(local, build_dir)
+    scratch = local.root / "scratch" / instance.id
+    (scratch / "notes").mkdir()
+    (scratch / "notes" / "todo.txt").write_text("left behind\n")
+    (scratch / "big.bin").write_bytes(b"\0" * 5000)
+    (tmp_path / "secret").write_text("outside")
+    (scratch / "link").symlink_to(tmp_path / "secret")  # never followed out of scratch
+    assert local.writable_files(instance, limit=100, most=10) == [
+        ("scratch/big.bin", b"\0" * 100),
+        ("scratch/notes/todo.txt", b"left behind\n"),
+    ]
+    assert len(local.writable_files(instance, limit=100, most=1)) == 1
+    local.destroy(instance, grace=2)
+    assert local.writable_files(instance, limit=100, most=10) == []
+
+
 def test_volume_persists_across_instances(local: LocalProvider, build_dir: Path) -> None:
     _write_app(
         build_dir,

@@ -89,9 +89,10 @@ def detect(ctx: Context, env: str) -> Pass:
 
 
 def _keep_evidence(ctx: Context, env: str, record: DriftRecord) -> DriftRecord:
-    """Read the changed files of a new in-instance finding while the instance still runs."""
+    """Read the changed files and writable areas of a newly found drifted instance while
+    it still runs."""
     f = record.finding
-    if f.kind is not DriftKind.IN_INSTANCE_CHANGE or not f.changes:
+    if f.kind not in (DriftKind.IN_INSTANCE_CHANGE, DriftKind.CONFIG_DRIFT):
         return record
     instance = next((i for i in ctx.provider(env).observe(env) if i.id == f.subject), None)
     if instance is None:

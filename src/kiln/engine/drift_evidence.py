@@ -1,4 +1,5 @@
-"""Capturing the evidence of an in-instance change before the instance is replaced."""
+"""Capturing the evidence of a drifted instance before it is replaced: its changed files,
+with diffs against the build context, and what its writable areas hold."""
 
 from __future__ import annotations
 
@@ -7,14 +8,28 @@ from pathlib import Path
 
 from kiln.drift import capture, source_path
 from kiln.engine.context import Context
-from kiln.model import Instance
+from kiln.model import FileChange, Instance
 from kiln.model.drift import EVIDENCE_BYTES, Evidence, Finding
-from kiln.providers.base import IMAGES
+from kiln.providers.base import IMAGES, WRITABLE_AREAS
 from kiln.providers.tree_digest import walk
+
+# Files of a writable area kept as evidence, at most (each up to EVIDENCE_BYTES).
+WRITABLE_MOST = 50
 
 
 def with_evidence(ctx: Context, finding: Finding, instance: Instance) -> Finding:
-    """``finding`` with each changed file's content and its diff against the build context."""
+    """``finding`` with each changed file's content and its diff against the build
+    context, and the files of the instance's writable areas (local: its scratch dir):
+    not drift by themselves (runtime data), but what a replacement would wipe."""
+    provider = ctx.provider(finding.env)
+    evidence = _changed_files(ctx, finding, instance) if finding.changes else []
+    if WRITABLE_AREAS in provider.capabilities:
+        for path, data in provider.writable_files(instance, EVIDENCE_BYTES + 1, WRITABLE_MOST):
+            evidence.append(capture(FileChange(path, "added"), None, data, None))
+    return replace(finding, evidence=tuple(evidence))
+
+
+def _changed_files(ctx: Context, finding: Finding, instance: Instance) -> list[Evidence]:
     provider = ctx.provider(finding.env)
     context = _build_context(ctx, instance.service)
     # Names only: the context may be large, and nothing here needs its digests.
@@ -32,7 +47,7 @@ def with_evidence(ctx: Context, finding: Finding, instance: Instance) -> Finding
             now = provider.read_file(instance, change.path, EVIDENCE_BYTES + 1)
         before = _read(context / source) if context is not None and source else None
         evidence.append(capture(change, source, now, before))
-    return replace(finding, evidence=tuple(evidence))
+    return evidence
 
 
 def _skip(path: str, name: str) -> bool:

@@ -30,6 +30,7 @@ LOGS = "logs"
 IMAGES = "images"  # runs prebuilt images, whose own command is the default
 INTRUSIONS = "intrusions"  # intrusions(): commands run inside an instance (docker exec)
 RUNTIME = "runtime"  # runtime(): the env, command and mounts an instance really runs with
+WRITABLE_AREAS = "writable-areas"  # writable_files(): read from outside the instance
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,13 @@ class Provider(Protocol):
     def intrusions(self, instance: Instance) -> list[str]:
         """Commands run inside the instance from outside since it started (``docker
         exec``), oldest first; [] from a provider without the ``intrusions`` capability."""
+        ...
+
+    def writable_files(self, instance: Instance, limit: int, most: int) -> list[tuple[str, bytes]]:
+        """Up to ``most`` files in the instance's writable areas (local: its scratch dir,
+        named ``scratch/PATH``), each read up to ``limit`` bytes; [] from a provider
+        without the ``writable-areas`` capability (a container's tmpfs is not
+        readable from outside it)."""
         ...
 
     def runtime(self, instance: Instance) -> Runtime | None:

@@ -250,6 +250,9 @@ class DockerProvider:
                 raise
         return c.file_changes(diff, c.mount_points(attrs))
 
+    def writable_files(self, instance: Instance, limit: int, most: int) -> list[tuple[str, bytes]]:
+        return []  # /tmp is a tmpfs: only an exec could read it, and kiln never execs
+
     def runtime(self, instance: Instance) -> Runtime | None:
         ref = instance.ref or instance.id
         with engine_call(f"inspect {instance.id}"):

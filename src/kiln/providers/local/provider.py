@@ -43,6 +43,7 @@ from kiln.providers.base import (
     READ_ONLY_ARTIFACT,
     RUNTIME,
     VOLUMES,
+    WRITABLE_AREAS,
     ProviderContext,
     check_launch,
 )
@@ -67,7 +68,7 @@ class LocalProvider:
         # Short hash of the state dir: two state dirs never see each other's processes.
         self.state_id = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
         self.sandbox = self._sandbox(str(ctx.options.get("sandbox", "auto")))
-        caps = {FILE_CHANGES, RUNTIME, VOLUMES, LOGS}
+        caps = {FILE_CHANGES, RUNTIME, WRITABLE_AREAS, VOLUMES, LOGS}
         if self.sandbox is not None:
             caps.add(READ_ONLY_ARTIFACT)
         self.capabilities: frozenset[str] = frozenset(caps)
@@ -327,6 +328,27 @@ class LocalProvider:
                 return f.read(limit)
         except OSError:
             return None
+
+    def writable_files(self, instance: Instance, limit: int, most: int) -> list[tuple[str, bytes]]:
+        if not is_safe_component(instance.id):
+            return []
+        scratch = self.root / "scratch" / instance.id
+        found: list[tuple[str, bytes]] = []
+        for top, dirs, files in os.walk(scratch):  # never follows symlinks
+            dirs.sort()
+            for name in sorted(files):
+                path = Path(top) / name
+                if len(found) >= most:
+                    return found
+                try:
+                    if not path.is_file() or path.is_symlink():
+                        continue
+                    with path.open("rb") as f:
+                        data = f.read(limit)
+                except OSError:
+                    continue  # gone meanwhile, or not ours to read
+                found.append((f"scratch/{path.relative_to(scratch)}", data))
+        return found
 
     def runtime(self, instance: Instance) -> Runtime | None:
         # The environment a process was exec'd with is in /proc for its whole life, but
