@@ -447,7 +447,8 @@ def serve(
     state: StateOpt = None,
 ) -> None:
     """Run the controller: each environment's drift pass every drift.interval, resuming
-    what a dead kiln left, and the HTTP API (on --listen and STATE/controller.sock).
+    what a dead kiln left; the deploys, rollbacks and promotions the CLI submits; and
+    the HTTP API (on --listen and STATE/controller.sock). One per state directory.
     Ctrl-C or SIGTERM stops it; traffic never depends on it."""
     from kiln.api.files import SOCKET
     from kiln.api.server import claim, run_api
