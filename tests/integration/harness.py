@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,18 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.ports import free_port
+
 EXAMPLE = Path(__file__).parents[2] / "examples" / "hello"
 # The same app for the docker provider, in busybox's shell (no Python in the image).
 BUSYBOX_APP = Path(__file__).parent / "apps" / "hello-busybox"
 PROVIDERS = ("local", "docker")
 KILN = str(Path(sys.executable).parent / "kiln")
 SECRET = "s3cr3t-value-that-must-never-leak"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.harness import Project, free_port, wait_for
+from tests.integration.harness import Project, wait_for
+from tests.ports import free_port
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 

@@ -15,13 +15,12 @@ import pytest
 
 from kiln.model.route import FleetRoute, Route, RouteTable
 from kiln.router import RouterClient, ensure_router, stop_router
+from tests.ports import free_port
 
 
 def free_addr() -> str:
-    """A 127.0.0.1 address nothing listens on (the OS picked the port)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
+    """A 127.0.0.1 address nothing listens on."""
+    return f"127.0.0.1:{free_port()}"
 
 
 class Backend(ThreadingHTTPServer):

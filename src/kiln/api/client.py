@@ -41,6 +41,16 @@ class Controller:
             raise KilnError(_detail(response))
         return int(response.json()["job"])
 
+    def run(self, kind: str, env: str, body: dict[str, Any], reporter: Reporter) -> str:
+        """Submit a deploy, rollback or promotion, follow it to its end; its message, or
+        a ``KilnError`` with it if the job failed."""
+        job = self.submit(f"/v1/environments/{env}/{kind}", body)
+        reporter.info(f"{kind} runs in the controller (pid {self.pid}) as job {job}")
+        view = self.follow(job, reporter)
+        if view["state"] != "succeeded":
+            raise KilnError(view["message"])
+        return str(view["message"])
+
     def follow(self, job: int, reporter: Reporter) -> dict[str, Any]:
         """Replay the job's reports until it ends; returns its final view."""
         since = 0

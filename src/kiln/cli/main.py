@@ -226,9 +226,7 @@ def _run_or_submit(
     }
     reporter = RichReporter(err)
     try:
-        job = controller.submit(f"/v1/environments/{env}/{kind}", body)
-        reporter.info(f"{kind} runs in the controller (pid {controller.pid}) as job {job}")
-        view = controller.follow(job, reporter)
+        out.print(controller.run(kind, env, body, reporter))
     except KeyboardInterrupt:
         reporter.close()
         err.print(
@@ -239,9 +237,6 @@ def _run_or_submit(
     finally:
         reporter.close()
         controller.close()
-    if view["state"] != "succeeded":
-        raise KilnError(view["message"])
-    out.print(view["message"])
 
 
 ReasonOpt = Annotated[str, typer.Option("--reason", "-m", help="why (recorded in the audit log)")]
