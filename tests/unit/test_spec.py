@@ -226,3 +226,15 @@ def test_two_routes_on_one_address_are_refused() -> None:
         r"127.0.0.1:8080 is already the route of environments.dev.routes.web",
     ):
         parse_spec(text)
+
+
+def test_secret_names_follow_an_environments_overrides() -> None:
+    text = EXAMPLE + (
+        "  prod:\n"
+        "    provider: local\n"
+        "    services:\n"
+        "      web: {secrets: [API_TOKEN, DB_PASSWORD]}\n"
+    )
+    spec = parse_spec(text)
+    assert spec.secret_names("dev") == {"API_TOKEN"}
+    assert spec.secret_names("prod") == {"API_TOKEN", "DB_PASSWORD"}

@@ -174,8 +174,7 @@ def create_app(spec: Path, state: Path, environ: dict[str, str] | None = None) -
     def checked_secrets(ctx: Context, env: str, given: dict[str, str]) -> dict[str, str]:
         # Only secrets: anything else would let a caller set the controller's own
         # environment (DOCKER_HOST, say).
-        declared = {n for s in ctx.spec.services for n in ctx.spec.service(env, s).secrets}
-        unknown = sorted(set(given) - declared)
+        unknown = sorted(set(given) - ctx.spec.secret_names(env))
         if unknown:
             raise HTTPException(400, f"not secrets of {env} in the spec: {', '.join(unknown)}")
         return given

@@ -218,11 +218,11 @@ def _run_or_submit(
         out.print(here().message)
         return
     # Secrets come from this command's environment, as they do without a controller.
-    names = {n for s in ctx.spec.services for n in ctx.spec.service(env, s).secrets}
+    names = sorted(ctx.spec.secret_names(env))
     body = {
         **body,
         "actor": ctx.actor,
-        "secrets": {n: ctx.environ[n] for n in sorted(names) if n in ctx.environ},
+        "secrets": {n: ctx.environ[n] for n in names if n in ctx.environ},
     }
     reporter = RichReporter(err)
     try:

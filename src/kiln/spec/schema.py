@@ -367,6 +367,10 @@ class Spec(_Strict):
             changes["env"] = {**base.env, **override.env}
         return ServiceSpec.model_validate({**base.model_dump(), **changes})
 
+    def secret_names(self, env: str) -> set[str]:
+        """Every secret the services of ``env`` are launched with."""
+        return {n for name in self.services for n in self.service(env, name).secrets}
+
 
 def json_schema() -> dict[str, Any]:
     schema = Spec.model_json_schema()
