@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that is free now (the kernel's pick)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

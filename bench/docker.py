@@ -34,8 +34,9 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import Result, free_port
+from bench.common import Result
 from kiln.router.process import stop_router
+from kiln.testing.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "tests" / "integration" / "apps" / "hello-busybox"

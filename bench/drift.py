@@ -27,8 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Result, free_port
+from bench.common import Result
 from kiln.router.process import stop_router
+from kiln.testing.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 KILN = str(Path(sys.executable).parent / "kiln")

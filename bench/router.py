@@ -31,10 +31,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.common import Result, free_port
+from bench.common import Result
 from kiln.model.route import FleetRoute, Route, RouteTable
 from kiln.router import ensure_router, stop_router
 from kiln.testing.load import Load
+from kiln.testing.ports import free_port
 
 SECONDS = 5.0
 CLIENTS = 16

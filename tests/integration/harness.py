@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.ports import free_port
+from kiln.testing.ports import free_port
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "hello"
 # The same app for the docker provider, in busybox's shell (no Python in the image).

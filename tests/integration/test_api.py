@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from kiln.testing.ports import free_port
 from tests.integration.harness import Project, wait_for
-from tests.ports import free_port
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 

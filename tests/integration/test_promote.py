@@ -6,8 +6,8 @@ import json
 import time
 import urllib.request
 
+from kiln.testing.ports import free_port
 from tests.integration.harness import Project
-from tests.ports import free_port
 
 
 def two_environments(project: Project, min_soak: str) -> str:

@@ -15,7 +15,7 @@ import pytest
 
 from kiln.model.route import FleetRoute, Route, RouteTable
 from kiln.router import RouterClient, ensure_router, stop_router
-from tests.ports import free_port
+from kiln.testing.ports import free_port
 
 
 def free_addr() -> str:

@@ -1,4 +1,4 @@
-"""Ports for the routes tests create, safe from the kernel's own port choices."""
+"""Ports for the routes tests and benchmarks create, safe from the kernel's own choices."""
 
 from __future__ import annotations
 
