@@ -137,6 +137,8 @@ def test_volume_data_survives_replacement_and_artifact_is_read_only(project: Pro
     assert project.get("/artifact-write").startswith("refused: Read-only file system")
 
 
+# Local only (CI time): the lock is the engine's.
+@pytest.mark.parametrize("project", ["local"], indirect=True)
 def test_concurrent_deploy_is_refused_naming_the_holder(project: Project) -> None:
     project.kiln("deploy")
     project.set_version("v2")

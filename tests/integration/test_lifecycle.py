@@ -14,6 +14,8 @@ from tests.integration.harness import Project, wait_for
 pytestmark = pytest.mark.integration
 
 
+# Local only (CI time): retiring on time is the engine's; docker destroys are tested everywhere.
+@pytest.mark.parametrize("project", ["local"], indirect=True)
 def test_retained_fleet_is_retired_by_a_later_command_after_its_window(project: Project) -> None:
     project.edit_spec("retain_previous: 10m", "retain_previous: 10s")
     project.kiln("deploy")
